@@ -1,0 +1,128 @@
+"""Command line of the harness: one subcommand per workflow rule (`python -m blurbench --help`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import ConfigError, DataError, TrainingDiverged, WeightsUnavailable
+
+
+def _spec(text: str):
+    from .config import RunSpec
+
+    return RunSpec.from_json(text)
+
+
+def cmd_validate(a) -> None:
+    from .config import build_grid, load_yaml
+
+    grid = build_grid(load_yaml(a.config), check_data=not a.no_data_check)
+    print(f"config OK: {len(grid.datasets)} datasets, {len(grid.methods)} methods, {len(grid.runs)} runs")
+
+
+def cmd_prepare(a) -> None:
+    from .data import prepare
+
+    d = json.loads(a.spec)
+    meta = prepare(d["plugin"], d["params"], d["resolution"], a.out)
+    print(f"prepared {a.out}: {meta['counts']} in {meta['seconds']}s")
+
+
+def cmd_train(a) -> None:
+    from .train import train
+
+    train(_spec(a.spec), a.data, a.out, a.checkpoint, threads=a.threads,
+          log=lambda m: print(m, flush=True))
+
+
+def cmd_fid_stats(a) -> None:
+    from .fid_reference import write_reference_stats
+
+    write_reference_stats(a.data, a.n, a.out, batch_size=a.batch_size, device=a.device, threads=a.threads)
+
+
+def cmd_evaluate(a) -> None:
+    from .evaluate import evaluate
+
+    rows = evaluate(_spec(a.spec), a.model, a.data, a.out, fid_stats=a.fid_stats, threads=a.threads)
+    for r in rows:
+        print(f"{r['metric']:>10} {r['value'] or 'n/a (' + r['reason'] + ')'}")
+
+
+def cmd_aggregate(a) -> None:
+    from .aggregate import aggregate
+
+    df = aggregate(a.inputs, a.out)
+    print(f"wrote {a.out}: {len(df)} rows")
+
+
+def cmd_fetch_weights(a) -> None:
+    from . import weights
+
+    for name, info in weights.fetch(a.names).items():
+        print(f"{name}: {info}")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m blurbench", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    s = sub.add_parser("validate", help="validate a config file and count its runs")
+    s.add_argument("--config", required=True)
+    s.add_argument("--no-data-check", action="store_true", help="skip checks of dataset roots")
+    s.set_defaults(func=cmd_validate)
+
+    s = sub.add_parser("prepare", help="build a dataset's train/test arrays")
+    s.add_argument("--spec", required=True, help="JSON: plugin, params, resolution")
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_prepare)
+
+    s = sub.add_parser("train", help="train one run (resumes from its checkpoint)")
+    s.add_argument("--spec", required=True, help="the run's JSON spec (from the workflow's grid)")
+    s.add_argument("--data", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--checkpoint", required=True)
+    s.add_argument("--threads", type=int, default=1)
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("fid-stats", help="FID reference statistics of a prepared split")
+    s.add_argument("--data", required=True)
+    s.add_argument("--n", type=int, required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--batch-size", type=int, default=50)
+    s.add_argument("--device", default="auto")
+    s.add_argument("--threads", type=int, default=1)
+    s.set_defaults(func=cmd_fid_stats)
+
+    s = sub.add_parser("evaluate", help="evaluate one trained run")
+    s.add_argument("--spec", required=True)
+    s.add_argument("--model", required=True)
+    s.add_argument("--data", required=True)
+    s.add_argument("--fid-stats")
+    s.add_argument("--out", required=True)
+    s.add_argument("--threads", type=int, default=1)
+    s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("aggregate", help="concatenate per-run metrics into one tidy CSV")
+    s.add_argument("--out", required=True)
+    s.add_argument("inputs", nargs="*")
+    s.set_defaults(func=cmd_aggregate)
+
+    s = sub.add_parser("fetch-weights", help="download pretrained weights into the torch hub cache")
+    s.add_argument("names", nargs="+")
+    s.set_defaults(func=cmd_fetch_weights)
+
+    a = p.parse_args(argv)
+    try:
+        a.func(a)
+    except (ConfigError, DataError, TrainingDiverged, WeightsUnavailable) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

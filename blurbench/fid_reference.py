@@ -1,0 +1,48 @@
+"""FID reference statistics of a dataset split: computed once by their own rule, cached as .npz.
+
+When the Inception weights cannot be had, the file records why instead, so every run's FID rows
+say "unavailable" with that reason and the rest of the workflow still completes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .atomic import atomic_path
+from .data import open_split, to_float
+from .errors import WeightsUnavailable
+
+
+def write_reference_stats(data: str | Path, n: int, out: str | Path, batch_size: int = 50,
+                          device: str = "auto", threads: int = 1) -> None:
+    from .metrics import fid
+    from .train import pick_device
+
+    torch.set_num_threads(threads)
+    images = open_split(data)
+    n = min(n, images.shape[0])
+    try:
+        feats = fid.features(to_float(images[:n]), batch_size=batch_size, device=pick_device(device))
+    except WeightsUnavailable as e:
+        with atomic_path(out) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, unavailable=np.array(f"weights missing: {e}"))
+        print(f"FID reference statistics unavailable: {e}")
+        return
+    mu, sigma = fid.stats(feats)
+    fid.save_stats(out, mu, sigma, n, fid.info())
+    print(f"wrote {out}: N={n}")
+
+
+def load_reference_stats(path: str | Path) -> dict:
+    """{"mu", "sigma", "n"} or {"unavailable": reason}."""
+    from .metrics import fid
+
+    with np.load(path, allow_pickle=False) as z:
+        if "unavailable" in z.files:
+            return {"unavailable": str(z["unavailable"])}
+    mu, sigma, n, _ = fid.load_stats(path)
+    return {"mu": mu, "sigma": sigma, "n": n}

@@ -1,0 +1,68 @@
+"""The interface every reconstruction term in `methods/` implements.
+
+A method file `methods/<name>.py` defines:
+  - `PARAMS`: a dict of default parameters (nested dicts allowed); the config may override any
+    key, and an unknown key is a config error.
+  - `validate(params) -> None`: raise `ConfigError` naming the key (e.g. "blur.eps") for bad values.
+  - `Term`: a subclass of `ReconstructionTerm`.
+
+The training loop calls, per batch: `loss = term.loss(x, x_hat, z, epoch) + beta * KL`, the VAE
+optimiser step, then `term.after_vae_step(x, x_hat, z, epoch)` (an extra optimiser step of the
+term's own parts, e.g. the blur-Wiener kernel predictor). After each epoch it calls
+`term.probe(z_probe, epoch)` and logs the arrays it returns for fixed probe test images.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def gaussian_nll(x: torch.Tensor, x_hat: torch.Tensor, sigma2: float) -> torch.Tensor:
+    """Negative log-likelihood of x under N(x_hat, sigma2·I), summed over pixels, mean over the batch.
+
+    The constant 0.5·D·log(2πσ²) is left out: σ² is fixed, so it moves no gradient.
+    """
+    return 0.5 / sigma2 * (x - x_hat).pow(2).flatten(1).sum(1).mean()
+
+
+class ReconstructionTerm:
+    """Base class: the reconstruction part of the negative ELBO and any parts it trains itself."""
+
+    def __init__(self, params: dict, *, sigma2: float, epochs: int, latent_dim: int,
+                 image_shape: tuple[int, int, int], device: torch.device):
+        self.params = params
+        self.sigma2 = sigma2
+        self.epochs = epochs
+        self.latent_dim = latent_dim
+        self.image_shape = image_shape
+        self.device = device
+
+    @classmethod
+    def unavailable_reason(cls, params: dict) -> str | None:
+        """Why this term cannot run here (e.g. missing pretrained weights), or None. Checked before training."""
+        return None
+
+    def loss(self, x: torch.Tensor, x_hat: torch.Tensor, z: torch.Tensor,
+             epoch: int) -> tuple[torch.Tensor, dict[str, float]]:
+        """Batch-mean reconstruction loss (a scalar tensor with gradients) and floats to log."""
+        raise NotImplementedError
+
+    def after_vae_step(self, x: torch.Tensor, x_hat: torch.Tensor, z: torch.Tensor,
+                       epoch: int) -> dict[str, float]:
+        """An extra optimisation step of the term's own parts, with the VAE frozen. Inputs are detached."""
+        return {}
+
+    def probe(self, z_probe: torch.Tensor, epoch: int) -> dict:
+        """Arrays (numpy) describing the term on fixed probe images, logged after each epoch."""
+        return {}
+
+    def probe_metadata(self) -> dict:
+        """Scalars saved next to the probe arrays (e.g. the epoch a term switches on)."""
+        return {}
+
+    def state_dict(self) -> dict:
+        """Everything needed to resume (own modules and optimisers); tensors and plain types only."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
