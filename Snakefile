@@ -1,8 +1,15 @@
+import os
+
 # blurbench: reproduce "Explicitly Minimizing the Blur Error of Variational Autoencoders".
 # Flow: config -> run grid -> prepare -> train -> evaluate -> aggregate -> tables / figures -> report.
 # Default: `snakemake --cores 8 all_tables` (embedded data, offline, CPU).
 
-configfile: "config/config.yaml"
+
+# The embedded default, unless the user gives --configfile: Snakemake would otherwise merge the
+# two configs key by key and a paper run would inherit the default's datasets.
+if not workflow.overwrite_configfiles:
+
+    configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
 include: "workflow/rules/common.smk"

@@ -8,8 +8,10 @@ from blurbench.errors import ConfigError, DataError
 
 RESULTS = "results"
 
+# A dry run lists the DAG without the data on disk; a real run checks every dataset root before any
+# job starts, so a missing dataset fails at once with the loader's message.
 try:
-    GRID = build_grid(config)
+    GRID = build_grid(config, check_data=not workflow.dryrun)
 except (ConfigError, DataError) as _err:
     sys.exit(f"config error: {_err}")
 
