@@ -130,6 +130,15 @@ def _schema_check(config: dict) -> None:
         raise ConfigError(f"config key '{key}': {e.message}")
 
 
+def _prefixed(where: str, message: str) -> str:
+    """Complete a plugin's key path ('params.root ...' -> 'datasets.hcp.params.root ...')."""
+    if message.startswith("params.") and where.startswith("datasets"):
+        return f"{where}.{message}"
+    if message.startswith("config key"):
+        return message
+    return f"{where}: {message}"
+
+
 def _dataset_entry(name: str, entry: dict, check_data: bool) -> dict:
     plugin_name = entry.get("plugin", name)
     try:
@@ -142,7 +151,10 @@ def _dataset_entry(name: str, entry: dict, check_data: bool) -> dict:
         raise ConfigError(f"config key 'datasets.{name}.resolution': {resolution} is not supported by "
                           f"dataset '{plugin_name}'; supported: {', '.join(map(str, module.RESOLUTIONS))}")
     if check_data:
-        module.validate(params, resolution)
+        try:
+            module.validate(params, resolution)
+        except ConfigError as e:
+            raise ConfigError(_prefixed(f"datasets.{name}", str(e))) from None
     return {"plugin": plugin_name, "resolution": resolution, "params": params,
             "channels": module.channels(params)}
 
@@ -154,7 +166,10 @@ def _method_entry(name: str, entry: dict) -> dict:
     except ConfigError as e:
         raise ConfigError(f"methods.{name}.plugin: {e}") from None
     params = merge(module.PARAMS, entry.get("params", {}), f"methods.{name}.params")
-    module.validate(params)
+    try:
+        module.validate(params)
+    except ConfigError as e:
+        raise ConfigError(_prefixed(f"methods.{name}.params", str(e))) from None
     return {"plugin": plugin_name, "params": params}
 
 
