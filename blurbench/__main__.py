@@ -59,6 +59,25 @@ def cmd_aggregate(a) -> None:
     print(f"wrote {a.out}: {len(df)} rows")
 
 
+def cmd_tables(a) -> None:
+    from .tables import write_tables
+
+    exp = json.loads(a.experiments)
+    for path in write_tables(Path(a.metrics), Path(a.out), ablations=exp.get("ablations", {}),
+                             main=exp["main"]):
+        print(f"wrote {path}")
+
+
+def cmd_figures(a) -> None:
+    from .figures import write_figures
+
+    exp = json.loads(a.experiments)
+    for path in write_figures(Path(a.results), Path(a.metrics), exp["main"], exp.get("ablations", {}),
+                              Path(a.out), kernel_methods=[m for m in a.kernel_methods.split(",") if m],
+                              seed=a.seed):
+        print(f"wrote {path}")
+
+
 def cmd_fetch_weights(a) -> None:
     from . import weights
 
@@ -110,6 +129,21 @@ def main(argv=None) -> int:
     s.add_argument("--out", required=True)
     s.add_argument("inputs", nargs="*")
     s.set_defaults(func=cmd_aggregate)
+
+    s = sub.add_parser("tables", help="the paper's tables from metrics.csv")
+    s.add_argument("--metrics", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--experiments", required=True, help="JSON: the config's experiments section")
+    s.set_defaults(func=cmd_tables)
+
+    s = sub.add_parser("figures", help="the paper's figures from metrics.csv and per-run artefacts")
+    s.add_argument("--results", required=True)
+    s.add_argument("--metrics", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--experiments", required=True)
+    s.add_argument("--kernel-methods", default="", help="comma-separated per-image blur methods")
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=cmd_figures)
 
     s = sub.add_parser("fetch-weights", help="download pretrained weights into the torch hub cache")
     s.add_argument("names", nargs="+")

@@ -141,7 +141,7 @@ def train(spec: RunSpec, data_dir: str | Path, out_dir: str | Path, ckpt_path: s
             for k, v in logs.items():
                 sums[k] = sums.get(k, 0.0) + v
             batches += 1
-        row = {"epoch": epoch + 1, **{k: v / batches for k, v in sums.items()},
+        row = {"epoch": epoch, **{k: v / batches for k, v in sums.items()},
                "seconds": round(time.time() - t0, 3)}
         rows.append(row)
         model.eval()
@@ -155,7 +155,7 @@ def train(spec: RunSpec, data_dir: str | Path, out_dir: str | Path, ckpt_path: s
             f"kl {row['kl']:.3f} ({row['seconds']:.1f}s)")
         start_epoch = epoch + 1
 
-    probe_epochs = [r["epoch"] - 1 for r in rows][-len(probes):] if probes else []
+    probe_epochs = [r["epoch"] for r in rows][-len(probes):] if probes else []
     extra = term.probe_metadata()
     _write_outputs(out_dir, {"model": model.state_dict(), "spec": spec.to_json()}, rows, probes,
                    probe_epochs, extra)

@@ -1,0 +1,366 @@
+"""The paper's figures and the blur diagnostics, as PNG and PDF (matplotlib, Agg backend).
+
+Each figure is one function taking explicit file paths, so it can be called and tested alone;
+`write_figures` maps the results layout (results/runs/<dataset>/<variant>/seed<k>/...) onto them.
+A missing per-run file (a method that could not run, e.g. weights missing) becomes an "n/a" row,
+panel or legend entry; a file that exists but lacks an expected key is an error naming both.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DataError
+
+MISSING = "no {file} data (run missing or not trained)"
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, out_base: Path) -> list[Path]:
+    """Write `<out_base>.png` and `.pdf` atomically, close the figure, return both paths."""
+    from .atomic import atomic_path
+
+    out_base = Path(out_base)
+    paths = []
+    for ext, meta in (("png", {"Software": None}), ("pdf", {"CreationDate": None})):
+        path = out_base.with_name(f"{out_base.name}.{ext}")
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight", metadata=meta)
+        paths.append(path)
+    _pyplot().close(fig)
+    return paths
+
+
+def load_npz(path: Path | None, keys: list[str], optional: tuple = ()) -> dict | None:
+    """The arrays `keys` (and those of `optional` it has) of an .npz file.
+
+    None when the file does not exist or holds no array (what a run that did not train writes).
+    """
+    if path is None or not Path(path).exists():
+        return None
+    try:
+        with np.load(path) as f:
+            if not f.files:
+                return None
+            missing = [k for k in keys if k not in f.files]
+            if missing:
+                raise DataError(f"{path} lacks the array(s) {', '.join(missing)}; it has {', '.join(f.files)}")
+            return {k: f[k] for k in [*keys, *optional] if k in f.files}
+    except (OSError, ValueError) as e:
+        raise DataError(f"{path} is not a readable .npz file: {e}") from None
+
+
+def method_colors(methods: list[str]) -> dict:
+    """One colour per method, the same in every figure."""
+    cmap = _pyplot().get_cmap("tab10")
+    return {m: cmap(i % 10) for i, m in enumerate(methods)}
+
+
+def _na(ax, text: str) -> None:
+    ax.text(0.5, 0.5, "\n".join(textwrap.wrap(f"n/a: {text}", 40)), ha="center", va="center",
+            transform=ax.transAxes, fontsize=8, color="0.3")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _na_legend(ax, label: str) -> None:
+    ax.plot([], [], " ", label=label)
+
+
+# ----------------------------------------------------------------------------- qualitative
+def _strip(images: np.ndarray) -> np.ndarray:
+    """(n, C, H, W) uint8 -> one H × (n·W + gaps) image, white 2-pixel gaps; 2-D for one channel."""
+    if images.ndim != 4 or images.shape[1] not in (1, 3):
+        raise DataError(f"example images have shape {images.shape}; expected (n, C, H, W) with C = 1 or 3")
+    n, c, h, w = images.shape
+    out = np.full((c, h, n * w + 2 * (n - 1)), 255, dtype=np.uint8)
+    for i in range(n):
+        out[:, :, i * (w + 2):i * (w + 2) + w] = images[i]
+    return out[0] if c == 1 else out.transpose(1, 2, 0)
+
+
+def qualitative_grid(dataset: str, examples: dict, out_base: Path, max_images: int = 8) -> list[Path]:
+    """Input row, one reconstruction row per method, then one sample row per method.
+
+    `examples`: method -> path of its eval/examples.npz (inputs, recon, samples), None if absent.
+    When a method's inputs differ from the first input row, its own input row is shown above it.
+    """
+    plt = _pyplot()
+    loaded = {m: load_npz(p, ["inputs", "recon", "samples"]) for m, p in examples.items()}
+    rows = []  # (label, images or None, reason)
+    shown_inputs = None
+    for method, arrays in loaded.items():
+        if arrays is None:
+            continue
+        inputs = arrays["inputs"][:max_images]
+        if shown_inputs is None:
+            rows.append(("input", inputs, ""))
+            shown_inputs = inputs
+        elif not np.array_equal(inputs, shown_inputs):
+            rows.append((f"input ({method})", inputs, ""))
+    if shown_inputs is None:
+        rows.append(("input", None, "no examples.npz for any method"))
+    for kind, key in (("recon", "recon"), ("samples", "samples")):
+        for method, arrays in loaded.items():
+            reason = MISSING.format(file="examples.npz")
+            rows.append((f"{kind}: {method}", None if arrays is None else arrays[key][:max_images], reason))
+    # at least one figure pixel per image pixel (dpi 150), so blur is not hidden by downsampling
+    size = max(0.9, max((r[1].shape[-1] for r in rows if r[1] is not None), default=0) / 150)
+    fig, axes = plt.subplots(len(rows), 1, figsize=(max(6.0, size * max_images + 1.5),
+                                                     (size + 0.05) * len(rows) + 0.6), squeeze=False)
+    for ax, (label, images, reason) in zip(axes[:, 0], rows):
+        if images is None:
+            _na(ax, reason)
+        else:
+            strip = _strip(images)
+            ax.imshow(strip, cmap="gray" if strip.ndim == 2 else None, vmin=0, vmax=255,
+                      interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
+    fig.suptitle(f"{dataset}: test inputs, reconstructions and samples", fontsize=10)
+    return save_figure(fig, out_base)
+
+
+# ----------------------------------------------------------------------------- kernels
+def _epoch_columns(epochs: np.ndarray, start_epoch, n_epochs: int) -> list[int]:
+    """Evenly spaced epoch indices, always including the first epoch with the blur term on."""
+    idx = set(np.unique(np.round(np.linspace(0, len(epochs) - 1, n_epochs)).astype(int)).tolist())
+    if start_epoch is not None:
+        on = np.nonzero(epochs >= start_epoch)[0]
+        if len(on):
+            idx.add(int(on[0]))
+    return sorted(idx)
+
+
+def kernel_evolution(probe: Path | None, out_base: Path, title: str, n_images: int = 4,
+                     n_epochs: int = 6) -> list[Path]:
+    """Per-image kernels of probe images (rows) at several epochs (columns), blur switch marked.
+
+    `probe`: the run's probe.npz with kernels (E, P, s, s), epochs (E,) and, if logged, start_epoch.
+    """
+    plt = _pyplot()
+    arrays = load_npz(probe, ["kernels", "epochs"], optional=("start_epoch",))
+    if arrays is None:
+        fig, ax = plt.subplots(figsize=(5, 2))
+        _na(ax, MISSING.format(file="probe.npz"))
+        ax.set_title(title, fontsize=10)
+        return save_figure(fig, out_base)
+    kernels, epochs = arrays["kernels"], np.asarray(arrays["epochs"]).reshape(-1)
+    if kernels.ndim != 4 or kernels.shape[0] != len(epochs):
+        raise DataError(f"{probe}: kernels have shape {kernels.shape}, epochs {epochs.shape}; "
+                        "expected kernels (E, P, s, s) and epochs (E,)")
+    start = float(arrays["start_epoch"]) if "start_epoch" in arrays else None
+    cols = _epoch_columns(epochs, start, n_epochs)
+    rows = min(n_images, kernels.shape[1])
+    switch = next((c for c in cols if start is not None and epochs[c] >= start), None)
+    vmax = float(kernels[cols][:, :rows].max())
+    fig, axes = plt.subplots(rows, len(cols), figsize=(1.3 * len(cols) + 0.8, 1.3 * rows + 0.8),
+                             squeeze=False)
+    for j, c in enumerate(cols):
+        for i in range(rows):
+            ax = axes[i, j]
+            im = ax.imshow(kernels[c, i], cmap="viridis", vmin=0, vmax=vmax, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c == switch:
+                for spine in ax.spines.values():
+                    spine.set_edgecolor("red")
+                    spine.set_linewidth(2)
+            if j == 0:
+                ax.set_ylabel(f"probe {i}", fontsize=8)
+        phase = "blur on" if c == switch else ("L2 warm-up" if start is not None and epochs[c] < start else "")
+        axes[0, j].set_title(f"epoch {int(epochs[c])}" + (f"\n{phase}" if phase else ""), fontsize=8,
+                             color="red" if c == switch else "black")
+    if start is None:
+        note = "start epoch of the blur term not logged"
+    elif switch is None:
+        note = f"blur term starts at epoch {int(start)}, after the last logged epoch"
+    else:
+        note = f"blur term on from epoch {int(start)} (red)"
+    fig.colorbar(im, ax=axes, shrink=0.8, label="kernel weight")
+    fig.suptitle(f"{title}\n{note}", fontsize=10)
+    return save_figure(fig, out_base)
+
+
+# ----------------------------------------------------------------------------- ablation curves
+def ablation_curves(metrics_csv: Path, name: str, ablation: dict, out_base: Path) -> list[Path]:
+    """One panel per metric against the swept value, one line per method, error bars = std over seeds."""
+    from .tables import ABLATION_METRICS, ablation_summary, load_metrics, metric_header, param_label
+
+    plt = _pyplot()
+    summary = ablation_summary(load_metrics(metrics_csv), name, ablation)
+    colors = method_colors(ablation["methods"])
+    ncols = 4
+    nrows = -(-len(ABLATION_METRICS) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.6 * nrows), squeeze=False)
+    for ax in axes.flat[len(ABLATION_METRICS):]:
+        ax.axis("off")
+    for ax, metric in zip(axes.flat, ABLATION_METRICS):
+        part = summary[summary["metric"] == metric]
+        if part["mean"].notna().sum() == 0:
+            _na(ax, "; ".join(dict.fromkeys(part["reason"])))
+        else:
+            for method in ablation["methods"]:
+                rows = part[(part["method"] == method) & part["mean"].notna()]
+                if not len(rows):
+                    reason = part.loc[part["method"] == method, "reason"].iloc[0]
+                    _na_legend(ax, f"{method}: n/a ({textwrap.shorten(reason, 40)})")
+                    continue
+                ax.errorbar(rows["value"].astype(float), rows["mean"], yerr=rows["std"].fillna(0),
+                            marker="o", capsize=3, color=colors[method], label=method)
+            ax.set_xticks([float(v) for v in ablation["values"]])
+            ax.legend(fontsize=6)
+        ax.set_title(metric_header(metric), fontsize=9)
+        ax.set_xlabel(param_label(ablation["param"]), fontsize=8)
+    fig.suptitle(f"Ablation '{name}' on {ablation['dataset']}: mean ± std over seeds", fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, out_base)
+
+
+# ----------------------------------------------------------------------------- spectra
+def power_spectra(spectra: dict, out_base: Path, methods: list[str]) -> list[Path]:
+    """Radially averaged power spectra, log–log, one panel per dataset.
+
+    `spectra`: dataset -> {method -> path of eval/spectra.npz (freq, data, recon, samples) or None}.
+    Data in black, reconstructions solid, samples dashed; DC (freq 0) is left out of the log axis.
+    """
+    from matplotlib.ticker import NullFormatter
+
+    plt = _pyplot()
+    colors = method_colors(methods)
+    n = len(spectra)
+    ncols = min(n, 3)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.4 * nrows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    for ax, (dataset, runs) in zip(axes.flat, spectra.items()):
+        loaded = {m: load_npz(p, ["freq", "data", "recon", "samples"]) for m, p in runs.items()}
+        if all(a is None for a in loaded.values()):
+            _na(ax, MISSING.format(file="spectra.npz") + " for every method")
+            ax.set_title(dataset, fontsize=9)
+            continue
+        data_drawn = False
+        for method, arrays in loaded.items():
+            if arrays is None:
+                _na_legend(ax, f"{method}: n/a")
+                continue
+            keep = arrays["freq"] > 0
+            if not data_drawn:
+                ax.loglog(arrays["freq"][keep], arrays["data"][keep], color="black", lw=2, label="data")
+                data_drawn = True
+            ax.loglog(arrays["freq"][keep], arrays["recon"][keep], color=colors[method], label=f"{method} recon")
+            ax.loglog(arrays["freq"][keep], arrays["samples"][keep], color=colors[method], ls="--",
+                      label=f"{method} samples")
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_title(dataset, fontsize=9)
+        ax.set_xlabel("radial frequency", fontsize=8)
+        ax.set_ylabel("power", fontsize=8)
+        ax.legend(fontsize=6)
+    fig.suptitle("Radially averaged power spectra (blur: curve below the data's at high frequencies)",
+                 fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, out_base)
+
+
+# ----------------------------------------------------------------------------- training curves
+def _read_log(path: Path | None):
+    import pandas as pd
+
+    if path is None or not Path(path).exists():
+        return None
+    try:
+        log = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return None
+    if "epoch" not in log.columns:
+        raise DataError(f"{path} lacks the column 'epoch'; it has {', '.join(log.columns)}")
+    if log.empty:  # a run that did not train writes the header only
+        return None
+    return log.drop_duplicates("epoch", keep="last")  # a resumed job may log an epoch twice
+
+
+def training_curves(dataset: str, logs: dict, out_base: Path) -> list[Path]:
+    """One panel per logged loss term (every train_log.csv column but epoch and seconds)."""
+    from matplotlib.ticker import MaxNLocator
+
+    plt = _pyplot()
+    loaded = {m: _read_log(p) for m, p in logs.items()}
+    colors = method_colors(list(logs))
+    logged = [c for log in loaded.values() if log is not None for c in log.columns if c not in ("epoch", "seconds")]
+    terms = list(dict.fromkeys([t for t in ("loss", "recon_nll", "kl") if t in logged] + logged))
+    if not terms:
+        fig, ax = plt.subplots(figsize=(5, 2))
+        _na(ax, MISSING.format(file="train_log.csv") + " for every method")
+        ax.set_title(f"{dataset}: training curves", fontsize=10)
+        return save_figure(fig, out_base)
+    ncols = min(len(terms), 4)
+    nrows = -(-len(terms) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.6 * nrows), squeeze=False)
+    for ax in axes.flat[len(terms):]:
+        ax.axis("off")
+    for ax, term in zip(axes.flat, terms):
+        positive = True
+        for method, log in loaded.items():
+            if log is None:
+                _na_legend(ax, f"{method}: n/a")
+            elif term in log.columns:
+                ax.plot(log["epoch"], log[term], marker=".", color=colors[method], label=method)
+                positive &= bool((log[term].dropna() > 0).all())
+        if positive:
+            ax.set_yscale("log")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_title(term, fontsize=9)
+        ax.set_xlabel("epoch", fontsize=8)
+        ax.legend(fontsize=6)
+    fig.suptitle(f"{dataset}: training loss terms per epoch", fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, out_base)
+
+
+# ----------------------------------------------------------------------------- all figures
+def figure_names(main: dict, ablations: dict, kernel_methods: list[str]) -> list[str]:
+    """File stems `write_figures` writes (each as .png and .pdf), for the rule's outputs."""
+    names = [f"qualitative_{d}" for d in main["datasets"]]
+    names += [f"kernels_{d}_{m}" for d in main["datasets"] for m in kernel_methods]
+    names += [f"ablation_{a}" for a in ablations or {}]
+    names += ["spectra"] + [f"training_{d}" for d in main["datasets"]]
+    return names
+
+
+def write_figures(results_dir: Path, metrics_csv: Path, main: dict, ablations: dict, out_dir: Path,
+                  kernel_methods: list[str] = (), seed: int = 0) -> list[Path]:
+    """Every figure of `figure_names`, from the main runs of `seed` and metrics.csv."""
+    results_dir, out_dir = Path(results_dir), Path(out_dir)
+    methods = list(main["methods"])
+
+    def run(dataset, method):
+        return results_dir / "runs" / dataset / method / f"seed{seed}"
+
+    paths = []
+    for d in main["datasets"]:
+        paths += qualitative_grid(d, {m: run(d, m) / "eval" / "examples.npz" for m in methods},
+                                  out_dir / f"qualitative_{d}")
+        for m in kernel_methods:
+            paths += kernel_evolution(run(d, m) / "probe.npz", out_dir / f"kernels_{d}_{m}",
+                                      title=f"{d}, {m} (seed {seed}): kernels of probe test images")
+    for name, abl in (ablations or {}).items():
+        paths += ablation_curves(metrics_csv, name, abl, out_dir / f"ablation_{name}")
+    paths += power_spectra({d: {m: run(d, m) / "eval" / "spectra.npz" for m in methods}
+                            for d in main["datasets"]}, out_dir / "spectra", methods)
+    for d in main["datasets"]:
+        paths += training_curves(d, {m: run(d, m) / "train_log.csv" for m in methods},
+                                 out_dir / f"training_{d}")
+    return paths

@@ -1,0 +1,167 @@
+"""Figures from synthetic per-run artefacts: files exist and are valid PNG/PDF; missing data is n/a."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from blurbench import figures as F
+from blurbench.errors import DataError
+
+from test_tables import MAIN_ROWS, PIX, row, write_csv
+
+MAIN = {"datasets": ["d1", "d2"], "methods": ["a", "b", "c"]}  # c never ran; b did not train on d2
+ABL = {"eps": {"dataset": "d1", "methods": ["a", "b"], "param": "blur.eps", "tag": "eps", "values": [0.5, 1.0]}}
+
+
+def make_run(run_dir, channels=1, kernels=True, start_epoch=3):
+    rng = np.random.default_rng(0)
+    (run_dir / "eval").mkdir(parents=True, exist_ok=True)
+    x = rng.integers(0, 256, (4, channels, 8, 8), dtype=np.uint8)
+    np.savez(run_dir / "eval" / "examples.npz", inputs=x, recon=x // 2, samples=x // 3)
+    f = np.arange(5) / 8
+    np.savez(run_dir / "eval" / "spectra.npz", freq=f, data=1 / (f + 0.1) ** 2, recon=1 / (f + 0.1) ** 2.5,
+             samples=1 / (f + 0.1) ** 3)
+    pd.DataFrame({"epoch": [0, 1, 2, 2], "loss": [3.0, 2.0, 1.5, 1.4], "recon_nll": [2.5, 1.5, 1.0, 0.9],
+                  "kl": [0.5, 0.5, 0.5, 0.5], "seconds": 1.0}).to_csv(run_dir / "train_log.csv", index=False)
+    if kernels:
+        k = rng.random((8, 5, 3, 3))
+        np.savez(run_dir / "probe.npz", kernels=k / k.sum((-1, -2), keepdims=True), epochs=np.arange(8),
+                 start_epoch=np.int64(start_epoch))
+
+
+def make_untrained(run_dir):
+    """What a run that did not train writes: empty npz files and a header-only log."""
+    (run_dir / "eval").mkdir(parents=True, exist_ok=True)
+    np.savez(run_dir / "eval" / "examples.npz")
+    np.savez(run_dir / "eval" / "spectra.npz")
+    np.savez(run_dir / "probe.npz")
+    (run_dir / "train_log.csv").write_text("epoch\n")
+
+
+@pytest.fixture
+def results(tmp_path):
+    res = tmp_path / "results"
+    make_run(res / "runs" / "d1" / "a" / "seed0", kernels=False)
+    make_run(res / "runs" / "d1" / "b" / "seed0")
+    make_run(res / "runs" / "d2" / "a" / "seed0", channels=3, kernels=False)
+    make_untrained(res / "runs" / "d2" / "b" / "seed0")
+    rows = MAIN_ROWS + [row("d1", "b", 0, "mse", 0.02, variant="b__eps0.5", eps="0.5", **PIX),
+                        row("d1", "b", 1, "mse", 0.03, variant="b__eps0.5", eps="0.5", **PIX)]
+    for r in rows:
+        r["blur.eps"] = r["blur.eps"] or ("1.0" if r["method"] == "b" else "")
+    write_csv(res / "metrics.csv", rows)
+    return res
+
+
+@pytest.fixture
+def texts(monkeypatch):
+    """Every text drawn in each saved figure, keyed by the output stem."""
+    import matplotlib.text
+
+    seen = {}
+    original = F.save_figure
+
+    def capture(fig, out_base):
+        seen[out_base.name] = [t.get_text() for t in fig.findobj(matplotlib.text.Text)]
+        return original(fig, out_base)
+
+    monkeypatch.setattr(F, "save_figure", capture)
+    return seen
+
+
+def flat(lines):
+    """Texts with wrapped lines joined, to compare with one-line messages."""
+    return [t.replace("\n", " ") for t in lines]
+
+
+def assert_valid(paths):
+    for p in paths:
+        data = p.read_bytes()
+        assert len(data) > 1000, p
+        magic = b"\x89PNG\r\n\x1a\n" if p.suffix == ".png" else b"%PDF"
+        assert data.startswith(magic), p
+        assert not list(p.parent.glob(f".{p.name}.*")), "temporary file left behind"
+
+
+def test_write_figures_every_file_valid(results, tmp_path, texts):
+    out = tmp_path / "figures"
+    paths = F.write_figures(results, results / "metrics.csv", MAIN, ABL, out, kernel_methods=["b"])
+    names = F.figure_names(MAIN, ABL, ["b"])
+    assert names == ["qualitative_d1", "qualitative_d2", "kernels_d1_b", "kernels_d2_b", "ablation_eps",
+                     "spectra", "training_d1", "training_d2"]
+    assert sorted(p.name for p in paths) == sorted(f"{n}.{e}" for n in names for e in ("png", "pdf"))
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in paths)
+    assert_valid(paths)
+    # missing and untrained methods are shown as n/a, not dropped and not a crash
+    na = "n/a: no examples.npz data (run missing or not trained)"
+    assert flat(texts["qualitative_d1"]).count(na) == 2  # c: recon and samples rows
+    assert flat(texts["qualitative_d2"]).count(na) == 4  # b (empty npz) and c
+    assert "n/a: no probe.npz data (run missing or not trained)" in flat(texts["kernels_d2_b"])
+    assert {"b: n/a", "c: n/a"} <= set(texts["spectra"])
+    assert {"b: n/a", "c: n/a"} <= set(texts["training_d2"])
+    assert "n/a: no results" in texts["ablation_eps"]  # e.g. the PSNR panel
+
+
+def test_qualitative_grid_rows(tmp_path, texts, results):
+    runs = results / "runs" / "d1"
+    ex = {m: runs / m / "seed0" / "eval" / "examples.npz" for m in ("a", "b")}
+    ex["c"] = None
+    assert_valid(F.qualitative_grid("d1", ex, tmp_path / "q"))
+    labels = [t for t in texts["q"] if t.startswith(("input", "recon", "samples"))]
+    assert labels == ["input", "recon: a", "recon: b", "recon: c", "samples: a", "samples: b", "samples: c"]
+
+
+def test_qualitative_grid_shows_differing_inputs(tmp_path, texts):
+    for m, seed in (("a", 0), ("b", 1)):
+        x = np.random.default_rng(seed).integers(0, 256, (2, 3, 8, 8), dtype=np.uint8)
+        np.savez(tmp_path / f"{m}.npz", inputs=x, recon=x, samples=x)
+    F.qualitative_grid("d", {"a": tmp_path / "a.npz", "b": tmp_path / "b.npz"}, tmp_path / "q")
+    assert "input (b)" in texts["q"]
+
+
+def test_kernel_evolution_marks_switch(tmp_path, texts, results):
+    probe = results / "runs" / "d1" / "b" / "seed0" / "probe.npz"
+    assert_valid(F.kernel_evolution(probe, tmp_path / "k", title="t", n_epochs=3))
+    titles = texts["k"]
+    # epochs 0, 4, 7 evenly spaced, plus 3 where the blur term switches on
+    assert "epoch 3\nblur on" in titles and "epoch 0\nL2 warm-up" in titles
+    assert "epoch 4" in titles and "epoch 7" in titles
+    assert any("blur term on from epoch 3" in t for t in titles)
+    assert sum(t.startswith("probe ") for t in titles) == 4
+
+
+def test_epoch_columns_include_switch():
+    epochs = np.arange(20)
+    assert F._epoch_columns(epochs, 10, 3) == [0, 10, 19]
+    assert F._epoch_columns(epochs, 7, 3) == [0, 7, 10, 19]
+    assert F._epoch_columns(epochs, 50, 3) == [0, 10, 19]  # never switched on: nothing to add
+    assert F._epoch_columns(epochs, None, 2) == [0, 19]
+
+
+def test_kernel_evolution_without_start_epoch(tmp_path, texts):
+    np.savez(tmp_path / "p.npz", kernels=np.ones((2, 1, 3, 3)) / 9, epochs=np.arange(2))
+    F.kernel_evolution(tmp_path / "p.npz", tmp_path / "k", title="t")
+    assert any("start epoch of the blur term not logged" in t for t in texts["k"])
+
+
+def test_malformed_files_raise_named_errors(tmp_path):
+    np.savez(tmp_path / "ex.npz", inputs=np.zeros((1, 1, 4, 4), np.uint8))
+    with pytest.raises(DataError, match=r"ex\.npz lacks the array\(s\) recon, samples"):
+        F.qualitative_grid("d", {"a": tmp_path / "ex.npz"}, tmp_path / "q")
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(DataError, match=r"bad\.npz is not a readable"):
+        F.power_spectra({"d": {"a": tmp_path / "bad.npz"}}, tmp_path / "s", ["a"])
+    np.savez(tmp_path / "k.npz", kernels=np.ones((2, 3, 3)), epochs=np.arange(2))
+    with pytest.raises(DataError, match=r"expected kernels \(E, P, s, s\)"):
+        F.kernel_evolution(tmp_path / "k.npz", tmp_path / "k", title="t")
+    (tmp_path / "log.csv").write_text("step,loss\n0,1.0\n")
+    with pytest.raises(DataError, match="lacks the column 'epoch'"):
+        F.training_curves("d", {"a": tmp_path / "log.csv"}, tmp_path / "t")
+
+
+def test_all_missing_gives_na_figures(tmp_path, texts):
+    assert_valid(F.power_spectra({"d": {"a": None}}, tmp_path / "s", ["a"]))
+    assert_valid(F.training_curves("d", {"a": tmp_path / "none.csv"}, tmp_path / "t"))
+    assert_valid(F.kernel_evolution(None, tmp_path / "k", title="t"))
+    assert "n/a: no spectra.npz data (run missing or not trained) for every method" in flat(texts["s"])
+    assert "n/a: no train_log.csv data (run missing or not trained) for every method" in flat(texts["t"])
