@@ -155,6 +155,8 @@ def _dataset_entry(name: str, entry: dict, check_data: bool) -> dict:
             module.validate(params, resolution)
         except ConfigError as e:
             raise ConfigError(_prefixed(f"datasets.{name}", str(e))) from None
+        except DataError as e:
+            raise DataError(f"datasets.{name}: {e}") from None
     return {"plugin": plugin_name, "resolution": resolution, "params": params,
             "channels": module.channels(params)}
 

@@ -91,6 +91,7 @@ def train(spec: RunSpec, data_dir: str | Path, out_dir: str | Path, ckpt_path: s
 
     device = pick_device(spec.device)
     setup_torch(threads, spec.seed, device)
+    log(f"[{spec.run_id}] device {device}, torch threads {torch.get_num_threads()}")
     train_x = open_split(data_dir / "train.npy")
     test_x = open_split(data_dir / "test.npy")
     model = build_model(spec).to(device)

@@ -8,6 +8,7 @@ rule prepare:
         meta=f"{RESULTS}/data/{{dataset}}/meta.json",
     params:
         spec=dataset_spec,
+        out_dir=lambda wc, output: os.path.dirname(output.train),
     log:
         f"{RESULTS}/logs/prepare/{{dataset}}.log",
     benchmark:
@@ -15,8 +16,10 @@ rule prepare:
     resources:
         mem_mb=4000,
         runtime=60,
+    conda:
+        CONDA_ENV
     shell:
-        "python -m blurbench prepare --spec {params.spec:q} --out {RESULTS}/data/{wildcards.dataset} "
+        "python -m blurbench prepare --spec {params.spec:q} --out {params.out_dir:q} "
         "> {log:q} 2>&1"
 
 
@@ -38,6 +41,8 @@ rule fid_stats:
         mem_mb=4000,
         runtime=60,
         gpu=GRID.config["gpu"],
+    conda:
+        CONDA_ENV
     shell:
         "python -m blurbench fid-stats --data {input.test:q} --n {params.n} --out {output.stats:q} "
         "--batch-size {params.batch_size} --device {params.device} --threads {threads} > {log:q} 2>&1"

@@ -14,6 +14,8 @@ rule evaluate:
         samples=f"{RESULTS}/runs/{{dataset}}/{{variant}}/seed{{seed}}/eval/samples.png",
     params:
         spec=run_spec,
+        data_dir=lambda wc, input: os.path.dirname(input.test),
+        out_dir=lambda wc, output: os.path.dirname(output.metrics),
         fid_flag=lambda wc, input: f"--fid-stats {input.fid_stats}" if input.fid_stats else "",
     threads: GRID.config["threads"]
     log:
@@ -24,10 +26,11 @@ rule evaluate:
         mem_mb=lambda wc, attempt: 6000 * attempt,
         runtime=lambda wc, attempt: 60 * attempt,
         gpu=GRID.config["gpu"],
+    conda:
+        CONDA_ENV
     shell:
         "python -m blurbench evaluate --spec {params.spec:q} --model {input.model:q} "
-        "--data {RESULTS}/data/{wildcards.dataset} {params.fid_flag} "
-        "--out {RESULTS}/runs/{wildcards.dataset}/{wildcards.variant}/seed{wildcards.seed}/eval "
+        "--data {params.data_dir:q} {params.fid_flag} --out {params.out_dir:q} "
         "--threads {threads} > {log:q} 2>&1"
 
 
@@ -38,5 +41,7 @@ rule aggregate:
         f"{RESULTS}/metrics.csv",
     log:
         f"{RESULTS}/logs/aggregate.log",
+    conda:
+        CONDA_ENV
     shell:
         "python -m blurbench aggregate --out {output:q} {input:q} > {log:q} 2>&1"

@@ -3,38 +3,6 @@
 # blurbench.tables.table_names / blurbench.figures.figure_names, the same lists the code writes.
 import json
 
-from blurbench.figures import figure_names
-from blurbench.tables import table_names
-
-EXPERIMENTS = GRID.config["experiments"]
-MAIN = EXPERIMENTS["main"]
-ABLATIONS = EXPERIMENTS.get("ablations", {})
-# Methods whose probe.npz holds per-image kernels (the kernel-evolution figure, the paper's Fig. 2).
-KERNEL_METHODS = [m for m in MAIN["methods"]
-                  if GRID.methods[m]["params"].get("kernel", {}).get("mode") == "per_image"]
-FIGURE_SEED = min(GRID.config["seeds"])  # qualitative grids, spectra, kernels, curves: one seed
-TABLES = table_names(ABLATIONS)
-FIGURES = figure_names(MAIN, ABLATIONS, KERNEL_METHODS)
-
-
-def _table_caption(name):
-    kind = "ablation" if name.startswith("ablation_") else name
-    return f"../report/table_{kind}.rst"
-
-
-def _figure_caption(name):
-    return f"../report/figure_{name.split('_')[0]}.rst"
-
-
-FIGURE_SUBCATEGORY = {"qualitative": "Qualitative", "kernels": "Kernel evolution",
-                      "ablation": "Ablations", "spectra": "Power spectra", "training": "Training"}
-
-
-# Per-run files the figures read; every run writes them, an untrained one empty (shown as n/a).
-FIGURE_RUNS = [f"{RESULTS}/runs/{d}/{m}/seed{FIGURE_SEED}" for d in MAIN["datasets"] for m in MAIN["methods"]]
-KERNEL_RUNS = [f"{RESULTS}/runs/{d}/{m}/seed{FIGURE_SEED}" for d in MAIN["datasets"] for m in KERNEL_METHODS]
-
-
 rule tables:
     input:
         metrics=f"{RESULTS}/metrics.csv",
@@ -46,9 +14,11 @@ rule tables:
                      labels={"table": n}) for n in TABLES],
     params:
         experiments=json.dumps(EXPERIMENTS, sort_keys=True),
-        out_dir=f"{RESULTS}/tables",
+        out_dir=lambda wc, output: os.path.dirname(output.csv[0]),
     log:
         f"{RESULTS}/logs/tables.log",
+    conda:
+        CONDA_ENV
     shell:
         "python -m blurbench tables --metrics {input.metrics:q} --out {params.out_dir:q} "
         "--experiments {params.experiments:q} > {log:q} 2>&1"
@@ -70,10 +40,12 @@ rule figures:
         experiments=json.dumps(EXPERIMENTS, sort_keys=True),
         kernel_methods=",".join(KERNEL_METHODS),
         seed=FIGURE_SEED,
-        results=RESULTS,
-        out_dir=f"{RESULTS}/figures",
+        results=lambda wc, input: os.path.dirname(input.metrics),
+        out_dir=lambda wc, output: os.path.dirname(output.pdf[0]),
     log:
         f"{RESULTS}/logs/figures.log",
+    conda:
+        CONDA_ENV
     shell:
         "python -m blurbench figures --results {params.results:q} --metrics {input.metrics:q} "
         "--out {params.out_dir:q} --experiments {params.experiments:q} "

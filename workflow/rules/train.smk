@@ -12,6 +12,8 @@ rule train:
         probe=f"{RESULTS}/runs/{{dataset}}/{{variant}}/seed{{seed}}/probe.npz",
     params:
         spec=run_spec,
+        data_dir=lambda wc, input: os.path.dirname(input.train),
+        out_dir=lambda wc, output: os.path.dirname(output.model),
         checkpoint=f"{RESULTS}/checkpoints/{{dataset}}/{{variant}}/seed{{seed}}/last.pt",
     threads: GRID.config["threads"]
     log:
@@ -22,7 +24,8 @@ rule train:
         mem_mb=lambda wc, attempt: 4000 * attempt,
         runtime=lambda wc, attempt: 120 * attempt,
         gpu=GRID.config["gpu"],
+    conda:
+        CONDA_ENV
     shell:
-        "python -m blurbench train --spec {params.spec:q} --data {RESULTS}/data/{wildcards.dataset} "
-        "--out {RESULTS}/runs/{wildcards.dataset}/{wildcards.variant}/seed{wildcards.seed} "
+        "python -m blurbench train --spec {params.spec:q} --data {params.data_dir:q} --out {params.out_dir:q} "
         "--checkpoint {params.checkpoint:q} --threads {threads} > {log:q} 2>&1"
