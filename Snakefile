@@ -22,6 +22,16 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 
 
+# Light steps run where Snakemake runs (on a cluster: the login node), not as jobs.
+localrules:
+    all,
+    all_tables,
+    all_figures,
+    aggregate,
+    tables,
+    figures,
+
+
 rule all:
     default_target: True
     input:

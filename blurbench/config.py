@@ -26,7 +26,7 @@ DEFAULTS = {
     "gpu": 0,
     "model": {"latent_dim": 32, "base_width": 32, "max_width": 256, "sigma2": 0.01, "beta": 1.0},
     "train": {"epochs": 10, "batch_size": 64, "lr": 1e-3, "n_probe": 4},
-    "evaluate": {"n_fid": 512, "fid": True, "lpips": True, "hfer_cutoff": 0.5,
+    "evaluate": {"n_fid": 512, "fid": True, "fid_ablations": True, "lpips": True, "hfer_cutoff": 0.5,
                  "n_examples": 8, "batch_size": 64},
 }
 
@@ -203,7 +203,8 @@ def build_grid(config: dict, check_data: bool = True) -> Grid:
     runs: dict[str, RunSpec] = {}
     swept_params = sorted({a["param"] for a in cfg["experiments"].get("ablations", {}).values()})
 
-    def add_run(dataset: str, method: str, variant: str, params: dict, seed: int) -> str:
+    def add_run(dataset: str, method: str, variant: str, params: dict, seed: int,
+                ablation_only: bool = False) -> str:
         d, m = datasets[dataset], methods[method]
         ds_cfg = cfg["datasets"][dataset]
         model = merge(cfg["model"], ds_cfg.get("model", {}), f"datasets.{dataset}.model")
@@ -215,10 +216,16 @@ def build_grid(config: dict, check_data: bool = True) -> Grid:
             except ConfigError:
                 swept[p] = None
         run_id = f"{dataset}/{variant}/seed{seed}"
+        evaluate = dict(cfg["evaluate"])
+        if ablation_only and not evaluate["fid_ablations"]:
+            evaluate["fid"] = False
+            evaluate["fid_off"] = "not computed for ablation-only runs (evaluate.fid_ablations: false)"
+        if run_id in runs:
+            return run_id
         runs[run_id] = RunSpec(run_id=run_id, dataset=dataset, dataset_plugin=d["plugin"],
                                resolution=d["resolution"], channels=d["channels"], method=method,
                                method_plugin=m["plugin"], variant=variant, seed=seed, params=params,
-                               model=model, train=train, evaluate=cfg["evaluate"],
+                               model=model, train=train, evaluate=evaluate,
                                device=cfg["device"], swept=swept)
         return run_id
 
@@ -239,7 +246,8 @@ def build_grid(config: dict, check_data: bool = True) -> Grid:
                 params = set_dotted(base, abl["param"], value)
                 _validate_method_params(m, methods[m]["plugin"], params, f"{where}.values")
                 variant = m if value == current else f"{m}__{tag}{format_value(value)}"
-                points[(m, value)] = [add_run(abl["dataset"], m, variant, params, s) for s in cfg["seeds"]]
+                points[(m, value)] = [add_run(abl["dataset"], m, variant, params, s,
+                                              ablation_only=variant != m) for s in cfg["seeds"]]
         ablations[abl_name] = {"dataset": abl["dataset"], "methods": abl["methods"],
                                "param": abl["param"], "values": abl["values"], "runs": points}
     return Grid(config=cfg, datasets=datasets, methods=methods, runs=runs, main=main, ablations=ablations)

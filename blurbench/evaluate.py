@@ -116,8 +116,9 @@ def _lpips(rows: RowWriter, x, x_hat, spec: RunSpec, device) -> None:
 
 def _fid(rows: RowWriter, recon, samples, fid_stats: Path | None, spec: RunSpec, device) -> None:
     if not spec.evaluate["fid"]:
+        reason = spec.evaluate.get("fid_off", "disabled in config (evaluate.fid: false)")
         for m in ("fid_recon", "fid_gen"):
-            rows.add(m, reason="disabled in config (evaluate.fid: false)")
+            rows.add(m, reason=reason)
         return
     from .metrics import fid
 
