@@ -38,16 +38,3 @@ rule all:
         rules.all_tables.input,
         rules.all_figures.input,
 
-
-rule fetch_weights:
-    """Download every pretrained network the config needs into the torch hub cache (run it on a
-    login node with internet; compute nodes then find the weights offline)."""
-    params:
-        names=lambda wc: " ".join(weights_needed()),
-    log:
-        f"{RESULTS}/logs/fetch_weights.log",
-    localrule: True
-    conda:
-        CONDA_ENV
-    shell:
-        "python -m blurbench fetch-weights {params.names} 2>&1 | tee {log:q}"

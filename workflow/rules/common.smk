@@ -3,13 +3,16 @@ import json
 import os
 import sys
 
+sys.path.insert(0, workflow.basedir)  # the harness, whether or not it is pip-installed
 from blurbench.config import build_grid
 from blurbench.errors import ConfigError, DataError
 
 
 RESULTS = "results"
-# With --sdm conda every rule runs in the environment `conda env create -f environment.yml` makes.
-CONDA_ENV = "blurbench"
+# With --sdm conda every rule runs in this environment; `python -m blurbench` finds the package in
+# the workflow folder, installed or not.
+CONDA_ENV = "../envs/blurbench.yaml"
+os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [workflow.basedir, os.environ.get("PYTHONPATH")])))
 
 
 

@@ -46,3 +46,18 @@ rule fid_stats:
     shell:
         "python -m blurbench fid-stats --data {input.test:q} --n {params.n} --out {output.stats:q} "
         "--batch-size {params.batch_size} --device {params.device} --threads {threads} > {log:q} 2>&1"
+
+
+
+rule fetch_weights:
+    """Download every pretrained network the config needs into the torch hub cache (run it on a
+    login node with internet; compute nodes then find the weights offline)."""
+    params:
+        names=lambda wc: " ".join(weights_needed()),
+    log:
+        f"{RESULTS}/logs/fetch_weights.log",
+    localrule: True
+    conda:
+        CONDA_ENV
+    shell:
+        "python -m blurbench fetch-weights {params.names} 2>&1 | tee {log:q}"
