@@ -108,7 +108,7 @@ def _lpips(rows: RowWriter, x, x_hat, spec: RunSpec, device) -> None:
         d = lpips_metric.lpips_distances(x_hat, x, net="alex", batch_size=spec.evaluate["batch_size"],
                                          device=device)
     except WeightsUnavailable as e:
-        rows.add("lpips", reason=f"weights missing: {e}")
+        rows.add("lpips", reason=str(e))
         return
     rows.add("lpips", float(np.mean(d)), n=len(d), **lpips_metric.info("alex"),
              note="single channel replicated" if spec.channels == 1 else "")
@@ -133,7 +133,7 @@ def _fid(rows: RowWriter, recon, samples, fid_stats: Path | None, spec: RunSpec,
         proto = fid.info()
     except WeightsUnavailable as e:
         for m in ("fid_recon", "fid_gen"):
-            rows.add(m, reason=f"weights missing: {e}")
+            rows.add(m, reason=str(e))
         return
     note = "single channel replicated; " if spec.channels == 1 else ""
     for metric, feats in (("fid_recon", feats_recon), ("fid_gen", feats_gen)):

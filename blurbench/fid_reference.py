@@ -29,7 +29,7 @@ def write_reference_stats(data: str | Path, n: int, out: str | Path, batch_size:
     except WeightsUnavailable as e:
         with atomic_path(out) as tmp:
             with open(tmp, "wb") as f:
-                np.savez(f, unavailable=np.array(f"weights missing: {e}"))
+                np.savez(f, unavailable=np.array(str(e)))
         print(f"FID reference statistics unavailable: {e}")
         return
     mu, sigma = fid.stats(feats)
