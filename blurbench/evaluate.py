@@ -104,6 +104,10 @@ def _lpips(rows: RowWriter, x, x_hat, spec: RunSpec, device) -> None:
         return
     from .metrics import lpips_metric
 
+    if spec.resolution < lpips_metric.MIN_SIZE["alex"]:
+        rows.add("lpips", reason=f"images of {spec.resolution}x{spec.resolution} are smaller than "
+                                 f"LPIPS-alex's minimum of {lpips_metric.MIN_SIZE['alex']} pixels")
+        return
     try:
         d = lpips_metric.lpips_distances(x_hat, x, net="alex", batch_size=spec.evaluate["batch_size"],
                                          device=device)

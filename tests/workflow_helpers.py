@@ -15,7 +15,7 @@ TINY = {
     "threads": 1,
     "model": {"latent_dim": 8, "base_width": 8, "max_width": 16},
     "train": {"epochs": 2, "batch_size": 32, "n_probe": 4},
-    "datasets": {"deadleaves": {"resolution": 16,
+    "datasets": {"deadleaves": {"resolution": 32,
                                 "params": {"n_train": 128, "n_test": 32, "channels": 1}}},
     "methods": {"l2": {}, "perceptual": {}, "focal_frequency": {},
                 "blur_per_image": {"plugin": "blur_wiener", "params": {"kernel": {"size": 3}}}},

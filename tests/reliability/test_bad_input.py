@@ -59,7 +59,7 @@ def hcp_with_truncated_nifti(tmp):
         folder = tmp / "hcp" / subject / "T1w"
         folder.mkdir(parents=True)
         vol = np.zeros((24, 24, 12), np.float32)
-        vol[4:20, 4:20, 2:10] = 100 + i
+        vol[4:20, 4:20, 2:10] = np.random.default_rng(i).uniform(50, 150, (16, 16, 8))
         path = folder / "T1w_acpc_dc_restore_brain.nii.gz"
         nib.save(nib.Nifti1Image(vol, np.eye(4)), path)
     data = path.read_bytes()

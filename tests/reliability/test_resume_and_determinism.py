@@ -79,6 +79,8 @@ def test_sigkill_mid_epoch_then_rerun_resumes_to_the_same_metrics(reference, tmp
     assert killed_at < CONFIG["train"]["epochs"] - 1
     assert not (tmp_path / "results" / "runs" / "deadleaves" / "l2" / "seed0" / "model.pt").exists()
 
+    # a killed Snakemake leaves its lock behind; the user unlocks, then reruns the same target
+    assert snakemake(tmp_path, "--unlock", config=CONFIG).returncode == 0
     result = snakemake(tmp_path, "--cores", "1", "all_tables", config=CONFIG)
     assert result.returncode == 0, result.stderr[-3000:]
     log = (tmp_path / "results" / "logs" / "train" / "deadleaves" / "l2" / "seed0.log").read_text()
