@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .atomic import atomic_path, write_text
+from .atomic import atomic_path, write_npz, write_text
 from .config import RunSpec
 from .data import open_split, to_float, to_uint8
 from .errors import WeightsUnavailable
@@ -185,21 +185,15 @@ def evaluate(spec: RunSpec, model_path: str | Path, data_dir: str | Path, out_di
     rows.add("hfer_gen", spectra.hfer(p_gen, p_data, cut), n=samples.shape[0], **proto)
 
     freqs, raps_data = spectra.radial_average(p_data)
-    _savez(out_dir / "spectra.npz", freq=freqs, data=raps_data,
+    write_npz(out_dir / "spectra.npz", freq=freqs, data=raps_data,
            recon=spectra.radial_average(p_recon)[1], samples=spectra.radial_average(p_gen)[1])
     k = ev["n_examples"]
-    _savez(out_dir / "examples.npz", inputs=to_uint8(x[:k]), recon=to_uint8(recon[:k]),
+    write_npz(out_dir / "examples.npz", inputs=to_uint8(x[:k]), recon=to_uint8(recon[:k]),
            samples=to_uint8(samples[:k]))
     _save_grid(out_dir / "recon.png", torch.cat([x[:k], recon[:k]]), k)
     _save_grid(out_dir / "samples.png", samples[:k], k)
     write_text(out_dir / "metrics.csv", rows.csv_text())
     return rows.rows
-
-
-def _savez(path: Path, **arrays) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
 
 
 def _save_grid(path: Path, images: torch.Tensor, nrow: int) -> None:
@@ -211,8 +205,8 @@ def _save_grid(path: Path, images: torch.Tensor, nrow: int) -> None:
 
 def _write_empty_artefacts(out_dir: Path) -> None:
     """A run that did not train still gets every declared output, so the workflow completes."""
-    _savez(out_dir / "spectra.npz")
-    _savez(out_dir / "examples.npz")
+    write_npz(out_dir / "spectra.npz")
+    write_npz(out_dir / "examples.npz")
     blank = torch.ones(1, 1, 8, 8)
     _save_grid(out_dir / "recon.png", blank, 1)
     _save_grid(out_dir / "samples.png", blank, 1)

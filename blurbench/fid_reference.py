@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .atomic import atomic_path
+from .atomic import write_npz
 from .data import open_split, to_float
 from .errors import WeightsUnavailable
 
@@ -27,9 +27,7 @@ def write_reference_stats(data: str | Path, n: int, out: str | Path, batch_size:
     try:
         feats = fid.features(to_float(images[:n]), batch_size=batch_size, device=pick_device(device))
     except WeightsUnavailable as e:
-        with atomic_path(out) as tmp:
-            with open(tmp, "wb") as f:
-                np.savez(f, unavailable=np.array(str(e)))
+        write_npz(out, unavailable=np.array(str(e)))
         print(f"FID reference statistics unavailable: {e}")
         return
     mu, sigma = fid.stats(feats)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from . import plugins
-from .atomic import atomic_path, write_text
+from .atomic import atomic_path, write_npz, write_text
 from .config import RunSpec
 from .data import open_split, to_float
 from .errors import TrainingDiverged
@@ -74,9 +74,7 @@ def _save_probe(path: Path, probes: list[dict], epochs: list[int], extra: dict) 
     if arrays:
         arrays["epochs"] = np.asarray(epochs)
     arrays.update({k: np.asarray(v) for k, v in extra.items()})
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
+    write_npz(path, **arrays)
 
 
 def train(spec: RunSpec, data_dir: str | Path, out_dir: str | Path, ckpt_path: str | Path,

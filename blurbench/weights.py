@@ -19,11 +19,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from .atomic import atomic_path, write_text
 from .errors import WeightsUnavailable
 
 OFFLINE_ENV = "BLURBENCH_OFFLINE"
@@ -168,41 +168,12 @@ def _recorded_source(path: Path) -> str:
     return str(meta.get("source", "torch_hub_cache"))
 
 
-def _atomic_write_bytes(path: Path, write) -> None:
-    """Call write(fileobj) on a temp file next to `path`, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        _make_readable(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _make_readable(path) -> None:
-    """mkstemp creates 0600 files; give them the usual umask-based mode of a new file."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
-
-
 def _store(path: Path, write, source: str) -> None:
     """Write via a temp file; the sidecar goes first, so a half-finished store leaves no file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
             write(f)
-        _make_readable(tmp)
-        meta = json.dumps({"source": source, "size": os.path.getsize(tmp)}).encode()
-        _atomic_write_bytes(_sidecar(path), lambda f: f.write(meta))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        write_text(_sidecar(path), json.dumps({"source": source, "size": os.path.getsize(tmp)}))
 
 
 def _version(dist: str) -> str:

@@ -16,11 +16,10 @@ Tr sqrt(Σ1 Σ2) = Σ sqrt(eig(Σ1^½ Σ2 Σ1^½)), and from features with N ≤
 from __future__ import annotations
 
 import copy
-import os
-import tempfile
-from pathlib import Path
 
 import numpy as np
+
+from ..atomic import write_npz
 
 DIMS = 2048
 DEFAULT_BATCH = 50   # images per forward pass (16 and 50 measured alike once malloc keeps memory)
@@ -244,18 +243,9 @@ def frechet_distance_features(feats, mu_ref, sigma_ref) -> float:
 
 def save_stats(path, mu, sigma, n: int, info: dict) -> None:
     """Write mu, sigma, n and the protocol `info` (strings) to an .npz atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     meta = {f"info_{k}": np.array(str(v)) for k, v in info.items()}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, mu=np.asarray(mu, np.float64), sigma=np.asarray(sigma, np.float64),
-                     n=np.array(int(n)), **meta)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_npz(path, mu=np.asarray(mu, np.float64), sigma=np.asarray(sigma, np.float64),
+              n=np.array(int(n)), **meta)
 
 
 def load_stats(path):
