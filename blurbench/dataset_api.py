@@ -21,6 +21,8 @@ from typing import Iterable
 
 import numpy as np
 
+from .errors import ConfigError
+
 
 @dataclass
 class Split:
@@ -28,3 +30,13 @@ class Split:
 
     count: int
     images: Iterable[np.ndarray]
+
+
+def check_counts_and_download(params: dict) -> None:
+    """The checks every loader of a real dataset shares: `n_train`/`n_test` caps and `download`."""
+    for key in ("n_train", "n_test"):
+        n = params[key]
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+            raise ConfigError(f"params.{key}: {n!r}; expected a positive integer or null (all images)")
+    if not isinstance(params["download"], bool):
+        raise ConfigError(f"params.download: {params['download']!r}; expected true or false")

@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from blurbench.dataset_api import Split
+from blurbench.dataset_api import Split, check_counts_and_download
 from blurbench.errors import ConfigError, DataError
 
 PARAMS = {
@@ -112,12 +112,7 @@ def _check_params(params: dict, resolution: int) -> None:
         raise ConfigError(f"params.crop_size: {crop!r}; expected an integer in 1..{ALIGNED_SIZE[0]}")
     if params["resample"] not in RESAMPLE:
         raise ConfigError(f"params.resample: {params['resample']!r} is not one of {', '.join(RESAMPLE)}")
-    for key in ("n_train", "n_test"):
-        n = params[key]
-        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
-            raise ConfigError(f"params.{key}: {n!r}; expected a positive integer or null (all images)")
-    if not isinstance(params["download"], bool):
-        raise ConfigError(f"params.download: {params['download']!r}; expected true or false")
+    check_counts_and_download(params)
     if params["download"] and params["variant"] == "celeba_hq":
         raise ConfigError("params.download: torchvision downloads CelebA only; CelebA-HQ must be obtained "
                           "by hand (" + HOW_TO_GET["celeba_hq"].format(folder=_folder(params)) + ")")

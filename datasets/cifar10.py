@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from blurbench.dataset_api import Split
-from blurbench.errors import ConfigError, DataError
+from blurbench.dataset_api import Split, check_counts_and_download
+from blurbench.errors import DataError
 
 PARAMS = {"root": "data", "n_train": None, "n_test": None, "download": False}
 RESOLUTIONS = (32,)
@@ -63,12 +63,7 @@ def _folder(params: dict) -> Path:
 def _check_params(params: dict, resolution: int) -> None:
     if resolution not in RESOLUTIONS:
         raise DataError(f"cifar10: resolution {resolution} is not supported; supported: 32 (CIFAR-10 is 32×32)")
-    for key in ("n_train", "n_test"):
-        n = params[key]
-        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
-            raise ConfigError(f"params.{key}: {n!r}; expected a positive integer or null (all images)")
-    if not isinstance(params["download"], bool):
-        raise ConfigError(f"params.download: {params['download']!r}; expected true or false")
+    check_counts_and_download(params)
 
 
 def validate(params: dict, resolution: int) -> None:
