@@ -5,11 +5,18 @@ A method file `methods/<name>.py` defines:
     key, and an unknown key is a config error.
   - `validate(params) -> None`: raise `ConfigError` naming the key (e.g. "blur.eps") for bad values.
   - `Term`: a subclass of `ReconstructionTerm`.
+  - optionally `validate_for_dataset(params, resolution, channels) -> None`: raise `ConfigError`
+    when the (validated) params cannot run on a dataset's images, so that the grid is refused
+    before any job starts rather than when its training begins.
 
-The training loop calls, per batch: `loss = term.loss(x, x_hat, z, epoch) + beta * KL`, the VAE
-optimiser step, then `term.after_vae_step(x, x_hat, z, epoch)` (an extra optimiser step of the
-term's own parts, e.g. the blur-Wiener kernel predictor). After each epoch it calls
-`term.probe(z_probe, epoch)` and logs the arrays it returns for fixed probe test images.
+The training budget is `train.steps` optimiser steps, numbered 0 … steps − 1 across epochs. The
+loop calls, per step t: `loss = term.loss(x, x_hat, z, t) + beta * KL`, the VAE optimiser step,
+then `term.after_vae_step(x, x_hat, z, t)` (an extra optimiser step of the term's own parts, e.g.
+the blur-Wiener kernel predictor). At each log point it calls `term.probe(z_probe, steps_done)`
+and logs the arrays it returns for fixed probe test images.
+
+Logged values are detached 0-d tensors on the training device, not Python floats: the loop sums
+them there and converts once per log interval, so a step never waits for the device.
 """
 
 from __future__ import annotations
@@ -28,11 +35,12 @@ def gaussian_nll(x: torch.Tensor, x_hat: torch.Tensor, sigma2: float) -> torch.T
 class ReconstructionTerm:
     """Base class: the reconstruction part of the negative ELBO and any parts it trains itself."""
 
-    def __init__(self, params: dict, *, sigma2: float, epochs: int, latent_dim: int,
+    def __init__(self, params: dict, *, sigma2: float, steps: int, latent_dim: int,
                  image_shape: tuple[int, int, int], device: torch.device):
+        """`steps`: the run's total number of optimiser steps; `image_shape`: (C, H, W)."""
         self.params = params
         self.sigma2 = sigma2
-        self.epochs = epochs
+        self.steps = steps
         self.latent_dim = latent_dim
         self.image_shape = image_shape
         self.device = device
@@ -43,21 +51,23 @@ class ReconstructionTerm:
         return None
 
     def loss(self, x: torch.Tensor, x_hat: torch.Tensor, z: torch.Tensor,
-             epoch: int) -> tuple[torch.Tensor, dict[str, float]]:
-        """Batch-mean reconstruction loss (a scalar tensor with gradients) and floats to log."""
+             step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Batch-mean reconstruction loss (a scalar tensor with gradients) at the 0-based optimiser
+        step `step`, and values to log as detached 0-d tensors (no host sync per step)."""
         raise NotImplementedError
 
     def after_vae_step(self, x: torch.Tensor, x_hat: torch.Tensor, z: torch.Tensor,
-                       epoch: int) -> dict[str, float]:
-        """An extra optimisation step of the term's own parts, with the VAE frozen. Inputs are detached."""
+                       step: int) -> dict[str, torch.Tensor]:
+        """An extra optimisation step of the term's own parts, with the VAE frozen, at step `step`.
+        Inputs are detached; values to log as in `loss`."""
         return {}
 
-    def probe(self, z_probe: torch.Tensor, epoch: int) -> dict:
-        """Arrays (numpy) describing the term on fixed probe images, logged after each epoch."""
+    def probe(self, z_probe: torch.Tensor, step: int) -> dict:
+        """Arrays (numpy) describing the term on fixed probe images, at a log point after `step` steps."""
         return {}
 
     def probe_metadata(self) -> dict:
-        """Scalars saved next to the probe arrays (e.g. the epoch a term switches on)."""
+        """Scalars saved next to the probe arrays (e.g. the step a term switches on)."""
         return {}
 
     def state_dict(self) -> dict:

@@ -13,11 +13,17 @@ the columns 0 … W//2. Every sum over the full spectrum is taken as a weighted 
 columns: weight 1 for column 0 and (W even) column W/2, which are their own mirror, 2 for the
 others (`rfft_column_weights`). The tests check this against dense H·W×H·W matrices.
 
+Gain. Besides its spectral shape, |W|² has a mean over the spectrum (`mean_gain`) well above 1
+(≈ 8 for a 7×7 Gaussian of width 1 at ε = 1, C = 0.01): at equal σ² the term weighs a white
+error like L2 at σ²/gain. `normalize_gain` removes that factor and keeps the shape.
+
 Shapes: images (B, C, H, W); kernels either one per image (B, s, s) or shared (s, s); one kernel
 serves all channels of an image.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import torch
 
@@ -83,11 +89,36 @@ def blur(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     return torch.fft.irfft2(torch.fft.rfft2(x) * (K[:, None] if K.dim() == 3 else K), s=(H, W))
 
 
+def spectrum_mean(w2: torch.Tensor, width: int) -> torch.Tensor:
+    """Mean of a Hermitian-symmetric spectrum over the FULL H×W grid, from its rfft2 half (..., H, W//2+1).
+
+    A plain mean of the half spectrum would over-weight columns 0 and W/2, which have no mirror.
+    Where w2 is 1 everywhere the result is exactly 1.0 (integer sums, exact in floating point).
+    """
+    cols = rfft_column_weights(width, w2.dtype, w2.device)
+    return (w2 * cols).sum((-2, -1)) / (w2.shape[-2] * width)
+
+
 def weight_power(k: torch.Tensor, shape: tuple[int, int], *, eps: float, C: float,
-                 normalize_dc: bool = True) -> torch.Tensor:
-    """|W(ω)|², the eigenvalues of σ²·Σ_k⁻¹, on the rfft2 half spectrum: (B, H, W//2+1) or (H, W//2+1)."""
+                 normalize_dc: bool = True, normalize_gain: bool = False) -> torch.Tensor:
+    """|W(ω)|², the eigenvalues of σ²·Σ_k⁻¹, on the rfft2 half spectrum: (B, H, W//2+1) or (H, W//2+1).
+
+    `normalize_gain` divides each kernel's |W|² by its mean over the full spectrum: the same spectral
+    shape at mean gain 1, so the term no longer also acts as a smaller σ². Where |W|² = 1 (ε = 0, a
+    delta kernel) that mean is exactly 1.0 and the division changes no bit.
+    """
     Wt = wiener_weight(regularize(psf2otf(k, shape), eps), C, normalize_dc)
-    return Wt.real ** 2 + Wt.imag ** 2
+    w2 = Wt.real ** 2 + Wt.imag ** 2
+    if normalize_gain:
+        w2 = w2 / spectrum_mean(w2, shape[1])[..., None, None]
+    return w2
+
+
+def mean_gain(k: torch.Tensor, shape: tuple[int, int], *, eps: float, C: float,
+              normalize_dc: bool = True) -> torch.Tensor:
+    """⟨|W|²⟩ over the full H×W spectrum per kernel, (B,) or scalar: the factor by which the term
+    out-weighs L2 at equal σ² on white error (the gain confound). 1 for ε = 0 or a delta kernel."""
+    return spectrum_mean(weight_power(k, shape, eps=eps, C=C, normalize_dc=normalize_dc), shape[1])
 
 
 def half_logdet(w2: torch.Tensor, width: int, channels: int) -> torch.Tensor:
@@ -154,15 +185,25 @@ def fit_error(x: torch.Tensor, x_hat: torch.Tensor, k: torch.Tensor) -> torch.Te
     return (torch.view_as_real(R).pow(2).sum(-1) * cols).sum((-3, -2, -1))
 
 
+class WienerNLL(NamedTuple):
+    """Batch means: the NLL, its ½·log-det part, and the mean gain ⟨|W|²⟩ (detached, for the log)."""
+
+    nll: torch.Tensor
+    logdet: torch.Tensor
+    gain: torch.Tensor
+
+
 def wiener_nll(x: torch.Tensor, x_hat: torch.Tensor, k: torch.Tensor, *, eps: float, C: float,
-               sigma2: float, normalize_dc: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """Batch-mean NLL of x under N(x̂, Σ_k), and the batch mean of its ½·log-det part.
+               sigma2: float, normalize_dc: bool = True, normalize_gain: bool = False) -> WienerNLL:
+    """Batch-mean NLL of x under N(x̂, Σ_k), with its ½·log-det part and the mean gain.
 
     NLL = (1/(2σ²))·Σ_c Σ_ω |W|²|E_c|² − (C/2)·Σ_ω log|W|², leaving out the constant
     (C·H·W/2)·log(2πσ²) exactly as `method_api.gaussian_nll` does, so the two are comparable;
     the arithmetic follows `gaussian_nll` term by term so that |W| = 1 reproduces it exactly.
+    The log-det is that of the precision actually used, also with `normalize_gain`.
     """
     channels, H, W = x.shape[-3:]
-    w2 = weight_power(k, (H, W), eps=eps, C=C, normalize_dc=normalize_dc)
+    w2 = weight_power(k, (H, W), eps=eps, C=C, normalize_dc=normalize_dc, normalize_gain=normalize_gain)
     logdet = half_logdet(w2, W, channels).mean()
-    return 0.5 / sigma2 * quadratic_form(x - x_hat, w2).mean() + logdet, logdet
+    nll = 0.5 / sigma2 * quadratic_form(x - x_hat, w2).mean() + logdet
+    return WienerNLL(nll, logdet, spectrum_mean(w2.detach(), W).mean())

@@ -12,11 +12,17 @@ Unspecified by the paper (decisions of this project, each a config key or stated
 - `blur.eps`, ε-regularised kernel K_ε = ε·K + (1 − ε) (the OTF of ε·k + (1 − ε)·δ); default 1.
 - `blur.normalize_dc`: W = (1 + C)·conj(K_ε)/(|K_ε|² + C) keeps the mean error at weight 1 as in
   L2; default true. `blur.C` = 0.01.
-- `blur.start_epoch`: L2 (Σ⁻¹ = I/σ²) before it; default (None) is 10% of the epochs rounded
-  down, at least 1 (the paper switches at epoch 10). If it is ≥ the number of epochs the run stays
-  L2 throughout (the kernel is still trained and logged).
-- `blur.ramp_epochs` = R: ε grows linearly over the first R + 1 blur epochs, ε·(e − start + 1)/(R + 1),
-  so the first blur epoch is never a wasted ε = 0 epoch; R = 0 switches ε on at once.
+- `blur.normalize_gain` = false: if true, |W|² is divided by its mean over the full spectrum, per
+  kernel, so the term keeps its spectral shape at mean gain 1 (the log-det is that of the rescaled
+  precision). Without it the term also acts like L2 at a smaller σ² (the gain confound); `gain`
+  logs the batch mean of ⟨|W|²⟩ each step (1 during the L2 warm-up), and `initial_gain` gives
+  the gain of the first kernel for an L2 control at σ²/gain.
+- `blur.start_step`: L2 (Σ⁻¹ = I/σ²) for the optimiser steps before it (0-based); default (None)
+  is 10% of `train.steps` rounded down, at least 1 (the paper switches at epoch 10). If it is ≥
+  the number of steps the run stays L2 throughout (the kernel is still trained and logged).
+- `blur.ramp_steps` = R: ε grows linearly over the first R + 1 blur steps, ε·(t − start + 1)/(R + 1),
+  so the first blur step is never a wasted ε = 0 step; R = 0 switches ε on at once.
+- Probe arrays: `eps` is the ε of the last step done before the probe (0 before any step).
 - `kernel.size` = 7 (for 64×64), odd; softmax over s² logits makes k ≥ 0 with sum 1.
 - `kernel.hidden` = 128: G_γ is Linear(latent → hidden) → ReLU → Linear(hidden → s²) → softmax.
 - `kernel.init` = "gaussian": the last layer starts with zero weights and bias = log k₀, so the first
@@ -25,7 +31,7 @@ Unspecified by the paper (decisions of this project, each a config key or stated
   an exact delta has −∞ logits). Logits of k₀ are floored at log(1e-12).
 - `kernel.lr` = 1e-4 with Adam (default betas) for γ, its own optimiser; the kernel step minimises
   Σ_pixels (x̂ − k ⊛ x)² per image, batch mean, circular convolution through the FFT. It runs
-  from epoch 0, also during the L2 warm-up.
+  from step 0, also during the L2 warm-up.
 - `kernel.detach_in_vae_step` = true: the kernel is a constant in the VAE step. If false, gradients
   flow from k through z into the encoder (γ itself stays frozen either way).
 - The likelihood's constant (C·H·W/2)·log(2πσ²) is left out exactly as in the L2 method, so
@@ -47,7 +53,8 @@ from blurbench.method_api import ReconstructionTerm, gaussian_nll
 PARAMS: dict = {
     "kernel": {"mode": "per_image", "size": 7, "sigma": 1.0, "lr": 1e-4, "hidden": 128,
                "init": "gaussian", "detach_in_vae_step": True},
-    "blur": {"eps": 1.0, "C": 0.01, "start_epoch": None, "ramp_epochs": 0, "normalize_dc": True},
+    "blur": {"eps": 1.0, "C": 0.01, "start_step": None, "ramp_steps": 0, "normalize_dc": True,
+             "normalize_gain": False},
 }
 MODES = ("per_image", "global", "fixed")
 INITS = ("gaussian", "delta")
@@ -87,21 +94,59 @@ def validate(params: dict) -> None:
         bad("blur.eps", "a number in [0, 1]", b["eps"])
     if not _is_number(b["C"]) or b["C"] <= 0:
         bad("blur.C", "a number > 0", b["C"])
-    if b["start_epoch"] is not None and (not _is_int(b["start_epoch"]) or b["start_epoch"] < 0):
-        bad("blur.start_epoch", "null (10% of the epochs) or an integer ≥ 0", b["start_epoch"])
-    if not _is_int(b["ramp_epochs"]) or b["ramp_epochs"] < 0:
-        bad("blur.ramp_epochs", "an integer ≥ 0", b["ramp_epochs"])
-    if not isinstance(b["normalize_dc"], bool):
-        bad("blur.normalize_dc", "true or false", b["normalize_dc"])
+    if b["start_step"] is not None and (not _is_int(b["start_step"]) or b["start_step"] < 0):
+        bad("blur.start_step", "null (10% of train.steps) or an integer ≥ 0", b["start_step"])
+    if not _is_int(b["ramp_steps"]) or b["ramp_steps"] < 0:
+        bad("blur.ramp_steps", "an integer ≥ 0", b["ramp_steps"])
+    for key in ("normalize_dc", "normalize_gain"):
+        if not isinstance(b[key], bool):
+            bad(f"blur.{key}", "true or false", b[key])
 
 
-def initial_kernel(size: int, sigma: float, init: str) -> torch.Tensor:
+def _check_fits(size: int, height: int, width: int) -> None:
+    if size > min(height, width):
+        raise ConfigError(f"'kernel.size': {size} is larger than the {height}×{width} images")
+
+
+def validate_for_dataset(params: dict, resolution: int, channels: int) -> None:
+    """Refuse a kernel larger than the dataset's resolution×resolution images, before any job starts.
+
+    `params` are validated already; any channel count works (one kernel serves all channels).
+    """
+    _check_fits(params["kernel"]["size"], resolution, resolution)
+
+
+def initial_kernel(size: int, sigma: float, init: str, dtype=torch.float32) -> torch.Tensor:
     """k₀: a Gaussian of width sigma, or a near-delta (DELTA_INIT_MASS at the centre)."""
     if init == "gaussian":
-        return wiener.gaussian_kernel(size, sigma)
-    k = torch.full((size, size), (1 - DELTA_INIT_MASS) / max(size * size - 1, 1))
+        return wiener.gaussian_kernel(size, sigma, dtype=dtype)
+    k = torch.full((size, size), (1 - DELTA_INIT_MASS) / max(size * size - 1, 1), dtype=dtype)
     k[size // 2, size // 2] = DELTA_INIT_MASS if size > 1 else 1.0
     return k
+
+
+def first_kernel(params: dict, dtype=torch.float32) -> torch.Tensor:
+    """The kernel the term starts with: the fixed Gaussian in `fixed` mode, else k₀ (`kernel.init`)."""
+    kp = params["kernel"]
+    if kp["mode"] == "fixed":
+        return wiener.gaussian_kernel(kp["size"], kp["sigma"], dtype=dtype)
+    return initial_kernel(kp["size"], kp["sigma"], kp["init"], dtype=dtype)
+
+
+def initial_gain(params: dict, resolution: int) -> float:
+    """⟨|W|²⟩ of the first kernel at the configured ε and C on a resolution×resolution grid.
+
+    For the `l2_matched` control (L2 at σ²/gain): the weight this term puts on a white error when
+    it switches on. Exactly 1.0 with `blur.normalize_gain`, which removes the gain by construction.
+    """
+    validate(params)
+    _check_fits(params["kernel"]["size"], resolution, resolution)
+    bp = params["blur"]
+    if bp["normalize_gain"]:
+        return 1.0
+    gain = wiener.mean_gain(first_kernel(params, torch.float64), (resolution, resolution),
+                            eps=float(bp["eps"]), C=float(bp["C"]), normalize_dc=bp["normalize_dc"])
+    return float(gain)
 
 
 class KernelPredictor(nn.Module):
@@ -120,25 +165,24 @@ class KernelPredictor(nn.Module):
 
 
 class Term(ReconstructionTerm):
-    def __init__(self, params, *, sigma2, epochs, latent_dim, image_shape, device):
-        super().__init__(params, sigma2=sigma2, epochs=epochs, latent_dim=latent_dim,
+    def __init__(self, params, *, sigma2, steps, latent_dim, image_shape, device):
+        super().__init__(params, sigma2=sigma2, steps=steps, latent_dim=latent_dim,
                          image_shape=image_shape, device=device)
         validate(params)
         kp, bp = params["kernel"], params["blur"]
         self.mode, self.size = kp["mode"], kp["size"]
-        if self.size > min(image_shape[1:]):
-            raise ConfigError(f"'kernel.size': {self.size} is larger than the "
-                              f"{image_shape[1]}×{image_shape[2]} images")
+        _check_fits(self.size, image_shape[1], image_shape[2])
         self.detach = kp["detach_in_vae_step"]
         self.eps, self.C, self.normalize_dc = float(bp["eps"]), float(bp["C"]), bp["normalize_dc"]
-        self.start_epoch = max(1, epochs // 10) if bp["start_epoch"] is None else bp["start_epoch"]
-        self.ramp_epochs = bp["ramp_epochs"]
+        self.normalize_gain = bp["normalize_gain"]
+        self.start_step = max(1, steps // 10) if bp["start_step"] is None else bp["start_step"]
+        self.ramp_steps = bp["ramp_steps"]
 
-        k0 = initial_kernel(self.size, kp["sigma"], kp["init"])
+        k0 = first_kernel(params)
         logits = k0.clamp_min(1e-12).log()
         self.opt = None
         if self.mode == "fixed":
-            self.fixed_kernel = wiener.gaussian_kernel(self.size, kp["sigma"], device=device)
+            self.fixed_kernel = k0.to(device)
         elif self.mode == "global":
             self.logits = nn.Parameter(logits.flatten().to(device))
             self.opt = torch.optim.Adam([self.logits], lr=kp["lr"])
@@ -146,11 +190,11 @@ class Term(ReconstructionTerm):
             self.predictor = KernelPredictor(latent_dim, kp["hidden"], self.size, logits).to(device)
             self.opt = torch.optim.Adam(self.predictor.parameters(), lr=kp["lr"])
 
-    def eps_at(self, epoch: int) -> float:
-        """Effective ε: 0 (plain L2) before start_epoch, then the linear ramp up to `blur.eps`."""
-        if epoch < self.start_epoch:
+    def eps_at(self, step: int) -> float:
+        """Effective ε of optimiser step `step`: 0 (plain L2) before start_step, then the linear ramp."""
+        if step < self.start_step:
             return 0.0
-        return self.eps * min(1.0, (epoch - self.start_epoch + 1) / (self.ramp_epochs + 1))
+        return self.eps * min(1.0, (step - self.start_step + 1) / (self.ramp_steps + 1))
 
     def kernel(self, z: torch.Tensor) -> torch.Tensor:
         """Current kernel(s) with gradients to γ: (B, s, s) in per_image mode, else (s, s)."""
@@ -168,37 +212,40 @@ class Term(ReconstructionTerm):
         with torch.no_grad():
             return self.kernel(z)
 
-    def loss(self, x, x_hat, z, epoch):
-        eps = self.eps_at(epoch)
-        if epoch < self.start_epoch:
+    def loss(self, x, x_hat, z, step):
+        if step < self.start_step:
             nll = gaussian_nll(x, x_hat, self.sigma2)
-            return nll, {"recon_nll": float(nll.detach()), "logdet": 0.0, "eps": 0.0}
-        nll, logdet = wiener.wiener_nll(x, x_hat, self._vae_kernel(z), eps=eps, C=self.C,
-                                        sigma2=self.sigma2, normalize_dc=self.normalize_dc)
-        return nll, {"recon_nll": float(nll.detach()), "logdet": float(logdet.detach()), "eps": eps}
+            return nll, {"recon_nll": nll.detach(), "logdet": x.new_zeros(()), "eps": x.new_zeros(()),
+                         "gain": x.new_ones(())}
+        eps = self.eps_at(step)
+        nll, logdet, gain = wiener.wiener_nll(x, x_hat, self._vae_kernel(z), eps=eps, C=self.C,
+                                              sigma2=self.sigma2, normalize_dc=self.normalize_dc,
+                                              normalize_gain=self.normalize_gain)
+        return nll, {"recon_nll": nll.detach(), "logdet": logdet.detach(), "eps": x.new_full((), eps),
+                     "gain": gain}
 
     def _fit_loss(self, x, x_hat, k):
         """‖x̂ − k ⊛ x‖² per image, batch mean (circular convolution, as in the likelihood)."""
         return wiener.fit_error(x, x_hat, k).mean()
 
-    def after_vae_step(self, x, x_hat, z, epoch):
+    def after_vae_step(self, x, x_hat, z, step):
         if self.opt is None:
             with torch.no_grad():
-                return {"kernel_loss": float(self._fit_loss(x, x_hat, self.fixed_kernel))}
+                return {"kernel_loss": self._fit_loss(x, x_hat, self.fixed_kernel)}
         fit = self._fit_loss(x, x_hat, self.kernel(z))
         self.opt.zero_grad(set_to_none=True)
         fit.backward()
         self.opt.step()
-        return {"kernel_loss": float(fit.detach())}
+        return {"kernel_loss": fit.detach()}
 
-    def probe(self, z_probe, epoch):
+    def probe(self, z_probe, step):
         with torch.no_grad():
             k = self.kernel(z_probe).expand(len(z_probe), self.size, self.size)
         return {"kernels": k.float().cpu().numpy().copy(),
-                "eps": np.asarray(self.eps_at(epoch), dtype=np.float32)}
+                "eps": np.asarray(self.eps_at(step - 1), dtype=np.float32)}  # ε of the last step done
 
     def probe_metadata(self):
-        return {"start_epoch": self.start_epoch, "ramp_epochs": self.ramp_epochs}
+        return {"start_step": self.start_step, "ramp_steps": self.ramp_steps}
 
     def state_dict(self):
         state = {"mode": self.mode}

@@ -51,6 +51,16 @@ def validate(params: dict) -> None:
             raise ConfigError(f"'{key}': expected true or false, got {params[key]!r}")
 
 
+def _check_patch_factor(pf: int, height: int, width: int) -> None:
+    if height % pf or width % pf:
+        raise ConfigError(f"'patch_factor': {pf} does not divide the image size {height}×{width}")
+
+
+def validate_for_dataset(params: dict, resolution: int, channels: int) -> None:
+    """Refuse a patch_factor that does not divide the dataset's resolution, before any job starts."""
+    _check_patch_factor(params["patch_factor"], resolution, resolution)
+
+
 def _import_ffl():
     """The package's FocalFrequencyLoss class, imported so that its torch-version parse cannot crash.
 
@@ -78,16 +88,14 @@ class Term(ReconstructionTerm):
         validate(params)
         c, h, w = self.image_shape
         pf = params["patch_factor"]
-        if h % pf or w % pf:
-            raise ConfigError(f"'patch_factor': {pf} does not divide the image size {h}×{w}")
+        _check_patch_factor(pf, h, w)
         self.ffl_scale = c * h * w / (2 * self.sigma2)  # D/(2σ²): FFL in the units of gaussian_nll
         self.ffl = _import_ffl()(loss_weight=1.0, alpha=params["alpha"], patch_factor=pf,
                                  ave_spectrum=params["ave_spectrum"], log_matrix=params["log_matrix"],
                                  batch_matrix=params["batch_matrix"])
 
-    def loss(self, x, x_hat, z, epoch):
+    def loss(self, x, x_hat, z, step):
         nll = gaussian_nll(x, x_hat, self.sigma2)
         ffl = self.ffl(x_hat, x)
         total = nll + self.params["weight"] * self.ffl_scale * ffl
-        return total, {"recon_nll": float(total.detach()), "l2_nll": float(nll.detach()),
-                       "ffl": float(ffl.detach())}
+        return total, {"recon_nll": total.detach(), "l2_nll": nll.detach(), "ffl": ffl.detach()}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import csv
 import io
 
 import numpy as np
@@ -30,12 +31,17 @@ def random_kernels(n, s, dtype=torch.float64, seed=0):
     return torch.softmax(2 * torch.randn(n, s * s, generator=g, dtype=dtype), 1).view(n, s, s)
 
 
-def make_term(epochs=10, shape=(3, 16, 16), latent=4, **over):
+def make_params(**over):
     params = copy.deepcopy(bw.PARAMS)
     for dotted, value in over.items():
         group, key = dotted.split("__")
         params[group][key] = value
-    return bw.Term(params, sigma2=0.01, epochs=epochs, latent_dim=latent, image_shape=shape, device=CPU)
+    return params
+
+
+def make_term(steps=10, shape=(3, 16, 16), latent=4, **over):
+    return bw.Term(make_params(**over), sigma2=0.01, steps=steps, latent_dim=latent, image_shape=shape,
+                   device=CPU)
 
 
 # ---------------------------------------------------------------- dense reference (no FFT at all)
@@ -56,32 +62,39 @@ def dense_conv_matrix(k: np.ndarray, H: int, W: int) -> np.ndarray:
     return B
 
 
-def dense_precision(k, H, W, eps, C, sigma2, normalize_dc):
-    """σ⁻²·AᵀA with the Wiener filter A = (1+C)·(BᵀB + C·I)⁻¹·Bᵀ of the blur B of k_ε = ε·k + (1−ε)·δ."""
+def dense_precision(k, H, W, eps, C, sigma2, normalize_dc, normalize_gain=False):
+    """σ⁻²·AᵀA with the Wiener filter A = (1+C)·(BᵀB + C·I)⁻¹·Bᵀ of the blur B of k_ε = ε·k + (1−ε)·δ.
+
+    `normalize_gain` divides σ²·P by the mean of its eigenvalues, trace(σ²·P)/(H·W)."""
     delta = np.zeros_like(k)
     delta[k.shape[0] // 2, k.shape[1] // 2] = 1.0
     B = dense_conv_matrix(eps * k + (1 - eps) * delta, H, W)
     A = np.linalg.solve(B.T @ B + C * np.eye(H * W), B.T)
     if normalize_dc:
         A = (1 + C) * A
-    return A.T @ A / sigma2
+    P = A.T @ A
+    if normalize_gain:
+        P = P / (np.trace(P) / (H * W))
+    return P / sigma2
 
 
 @pytest.mark.parametrize("H,W", [(8, 8), (7, 6), (6, 7)])
-@pytest.mark.parametrize("eps,normalize_dc", [(1.0, True), (0.6, True), (1.0, False)])
-def test_logdet_and_quadratic_form_match_dense_precision(H, W, eps, normalize_dc):
+@pytest.mark.parametrize("eps,normalize_dc,normalize_gain", [
+    (1.0, True, False), (0.6, True, False), (1.0, False, False), (1.0, True, True), (0.6, False, True)])
+def test_logdet_and_quadratic_form_match_dense_precision(H, W, eps, normalize_dc, normalize_gain):
     C, sigma2, channels = 0.01, 0.05, 2
     k = random_kernels(2, 3)
     x = torch.rand(2, channels, H, W, dtype=torch.float64)
     x_hat = torch.rand(2, channels, H, W, dtype=torch.float64)
-    w2 = wiener.weight_power(k, (H, W), eps=eps, C=C, normalize_dc=normalize_dc)
+    flags = dict(normalize_dc=normalize_dc, normalize_gain=normalize_gain)
+    w2 = wiener.weight_power(k, (H, W), eps=eps, C=C, **flags)
     logdet = wiener.half_logdet(w2, W, channels)
     quad = wiener.quadratic_form(x - x_hat, w2)
-    nll, mean_logdet = wiener.wiener_nll(x, x_hat, k, eps=eps, C=C, sigma2=sigma2,
-                                         normalize_dc=normalize_dc)
-    ref_nll = []
+    nll, mean_logdet, gain = wiener.wiener_nll(x, x_hat, k, eps=eps, C=C, sigma2=sigma2, **flags)
+    ref_nll, ref_gain = [], []
     for i in range(2):
-        P = dense_precision(k[i].numpy(), H, W, eps, C, sigma2, normalize_dc)
+        P = dense_precision(k[i].numpy(), H, W, eps, C, sigma2, **flags)
+        ref_gain.append(sigma2 * np.trace(P) / (H * W))
         sign, slogdet = np.linalg.slogdet(P)
         assert sign > 0
         # ½·log|Σ| − ½·log|σ²I| per channel = −½·(log|P| + HW·log σ²)
@@ -93,6 +106,11 @@ def test_logdet_and_quadratic_form_match_dense_precision(H, W, eps, normalize_dc
         ref_nll.append(0.5 * ref_quad / sigma2 + ref_logdet)
     assert nll.item() == pytest.approx(np.mean(ref_nll), rel=1e-9)
     assert mean_logdet.item() == pytest.approx(logdet.mean().item(), rel=1e-12)
+    assert gain.item() == pytest.approx(np.mean(ref_gain), rel=1e-9)
+    if normalize_gain:
+        assert ref_gain == pytest.approx([1.0, 1.0], rel=1e-9)
+    else:
+        assert min(ref_gain) > 1.2  # the dense mean eigenvalue is a real gain, which the spectral one matches
 
 
 def test_shared_kernel_equals_per_image_copies():
@@ -147,8 +165,9 @@ def test_custom_gradient_matches_finite_differences(shared):
 
 # ---------------------------------------------------------------- limits and bounds
 
+@pytest.mark.parametrize("normalize_gain", [False, True])
 @pytest.mark.parametrize("case", ["eps0", "delta", "delta_eps_half"])
-def test_identity_cases_equal_l2_exactly(case):
+def test_identity_cases_equal_l2_exactly(case, normalize_gain):
     torch.manual_seed(0)
     x = torch.rand(4, 3, 16, 16)
     x_hat = torch.rand(4, 3, 16, 16, requires_grad=True)
@@ -158,23 +177,32 @@ def test_identity_cases_equal_l2_exactly(case):
         k = torch.zeros(4, 7, 7)
         k[:, 3, 3] = 1.0
         eps = 1.0 if case == "delta" else 0.5
-    nll, logdet = wiener.wiener_nll(x, x_hat, k, eps=eps, C=0.01, sigma2=0.01)
+    nll, logdet, gain = wiener.wiener_nll(x, x_hat, k, eps=eps, C=0.01, sigma2=0.01,
+                                          normalize_gain=normalize_gain)
     (g,) = torch.autograd.grad(nll, x_hat)
     ref = gaussian_nll(x, x_hat, 0.01)
     (g_ref,) = torch.autograd.grad(ref, x_hat)
     assert torch.equal(nll, ref)
     assert torch.equal(g, g_ref)
     assert logdet.item() == 0.0
+    assert gain.item() == 1.0
 
 
-def test_term_equals_l2_in_warmup_and_with_eps0():
+@pytest.mark.parametrize("normalize_gain", [False, True])
+def test_term_equals_l2_in_warmup_and_with_eps0(normalize_gain):
     torch.manual_seed(0)
-    x, x_hat, z = torch.rand(4, 3, 16, 16), torch.rand(4, 3, 16, 16), torch.randn(4, 4)
+    x, z = torch.rand(4, 3, 16, 16), torch.randn(4, 4)
+    x_hat = torch.rand(4, 3, 16, 16, requires_grad=True)
     ref = gaussian_nll(x, x_hat, 0.01)
-    warm = make_term(epochs=10)  # start_epoch = 1
-    assert torch.equal(warm.loss(x, x_hat, z, 0)[0], ref)
+    (g_ref,) = torch.autograd.grad(ref, x_hat)
+    warm = make_term(steps=10, blur__normalize_gain=normalize_gain)  # start_step = 1
+    eps0 = make_term(blur__eps=0.0, blur__normalize_gain=normalize_gain)
+    for term, step in ((warm, 0), (eps0, 5)):
+        loss, logs = term.loss(x, x_hat, z, step)
+        (g,) = torch.autograd.grad(loss, x_hat)
+        assert torch.equal(loss, ref) and torch.equal(g, g_ref)
+        assert logs["gain"].item() == 1.0 and logs["logdet"].item() == 0.0
     assert not torch.equal(warm.loss(x, x_hat, z, 1)[0], ref)
-    assert torch.equal(make_term(blur__eps=0.0).loss(x, x_hat, z, 5)[0], ref)
 
 
 def test_wiener_weight_bound_dc_and_hermitian_symmetry():
@@ -196,6 +224,119 @@ def test_wiener_weight_bound_dc_and_hermitian_symmetry():
         torch.testing.assert_close(mirrored, Wf.conj())
         weighted = torch.fft.ifft2(Wf[:, None] * torch.fft.fft2(torch.rand(8, 3, 8, 7, dtype=torch.float64)))
         assert weighted.imag.abs().max() < 1e-12
+
+
+# ---------------------------------------------------------------- gain (the confound with σ²)
+
+# Mean and max of |W|² over the spectrum for the default 7×7 Gaussian (σ = 1), C = 0.01, by
+# (resolution, ε). The spec's max for ε = 1 is 25.5, the bound (1 + C)²/(4C) = 25.5025 attained on
+# the ring |K| = √C; at 32² no frequency falls on that ring and the measured max is 25.486.
+GAIN_TABLE = {
+    (32, 0.25): (1.60, 1.75), (32, 0.5): (3.09, 3.77), (32, 1.0): (8.15, 25.49),
+    (64, 0.25): (1.60, 1.75), (64, 0.5): (3.09, 3.77), (64, 1.0): (8.15, 25.5),
+    (256, 0.25): (1.60, 1.75), (256, 0.5): (3.09, 3.77), (256, 1.0): (8.15, 25.5),
+}
+
+
+@pytest.mark.parametrize("n,eps", sorted(GAIN_TABLE))
+def test_gain_of_the_default_kernel(n, eps):
+    k = wiener.gaussian_kernel(7, 1.0)
+    mean, peak = GAIN_TABLE[n, eps]
+    assert wiener.mean_gain(k, (n, n), eps=eps, C=0.01).item() == pytest.approx(mean, abs=0.01)
+    assert wiener.weight_power(k, (n, n), eps=eps, C=0.01).max().item() == pytest.approx(peak, abs=0.01)
+
+
+@pytest.mark.parametrize("H,W", [(8, 8), (8, 7), (5, 6)])
+def test_mean_gain_is_the_mean_over_the_full_spectrum(H, W):
+    """The rfft2 half spectrum, weighted by column multiplicity, against a plain mean of fft2's."""
+    k = random_kernels(3, 3)
+    full = wiener.wiener_weight(wiener.regularize(wiener.psf2otf(k, (H, W), onesided=False), 0.7), 0.01)
+    ref = full.abs().pow(2).mean((-2, -1))
+    torch.testing.assert_close(wiener.mean_gain(k, (H, W), eps=0.7, C=0.01), ref, rtol=1e-12, atol=0)
+    half = wiener.weight_power(k, (H, W), eps=0.7, C=0.01).mean((-2, -1))
+    assert (half - ref).abs().min() > 1e-3  # the unweighted half-spectrum mean would be wrong
+
+
+@pytest.mark.parametrize("width", [16, 15])
+def test_normalize_gain_gives_mean_one_and_keeps_the_shape(width):
+    k = random_kernels(4, 5, dtype=torch.float32)
+    raw = wiener.weight_power(k, (16, width), eps=1.0, C=0.01)
+    norm = wiener.weight_power(k, (16, width), eps=1.0, C=0.01, normalize_gain=True)
+    means = wiener.spectrum_mean(norm, width)
+    assert means.shape == (4,)
+    assert (means - 1).abs().max() < 1e-6
+    ratio = raw / norm  # one factor per kernel: the spectral shape is unchanged
+    torch.testing.assert_close(ratio, ratio[:, :1, :1].expand_as(ratio))
+    torch.testing.assert_close(ratio[:, 0, 0], wiener.mean_gain(k, (16, width), eps=1.0, C=0.01))
+
+
+def test_term_logs_the_gain_of_its_kernels():
+    torch.manual_seed(0)
+    x, z = torch.rand(4, 3, 16, 16), torch.randn(4, 4)
+    x_hat = torch.rand(4, 3, 16, 16, requires_grad=True)
+    fixed = make_term(kernel__mode="fixed")
+    _, logs = fixed.loss(x, x_hat, z, 3)
+    expected = wiener.mean_gain(wiener.gaussian_kernel(7, 1.0), (16, 16), eps=1.0, C=0.01)
+    assert logs["gain"].item() == pytest.approx(expected.item(), rel=1e-6)
+    assert logs["gain"].item() > 5
+
+    term = make_term(kernel__lr=0.05, blur__eps=0.5)
+    for _ in range(5):  # per-image kernels that differ, so the logged gain is a batch mean
+        term.after_vae_step(x, wiener.blur(x, wiener.gaussian_kernel(7, 0.7)), z, 0)
+    with torch.no_grad():
+        per_image = wiener.mean_gain(term.kernel(z), (16, 16), eps=0.5, C=0.01)
+    assert per_image.std() > 1e-4
+    _, logs = term.loss(x, x_hat, z, 3)
+    assert logs["gain"].item() == pytest.approx(per_image.mean().item(), rel=1e-6)
+
+    _, logs = make_term(kernel__mode="fixed", blur__normalize_gain=True).loss(x, x_hat, z, 3)
+    assert logs["gain"].item() == pytest.approx(1.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["per_image", "global", "fixed"])
+def test_logs_are_detached_scalar_tensors(mode):
+    """The loop sums logs on the device: no float() (a host sync) in the per-step path."""
+    x, z = torch.rand(4, 3, 16, 16), torch.randn(4, 4)
+    x_hat = torch.rand(4, 3, 16, 16, requires_grad=True)
+    term = make_term(kernel__mode=mode, kernel__detach_in_vae_step=False)
+    for step in (0, 3):  # L2 warm-up, then the blur term
+        loss, logs = term.loss(x, x_hat, z.clone().requires_grad_(), step)
+        assert loss.requires_grad and set(logs) == {"recon_nll", "logdet", "eps", "gain"}
+        logs.update(term.after_vae_step(x, x_hat.detach(), z, step))
+        for v in logs.values():
+            assert isinstance(v, torch.Tensor) and v.dim() == 0 and not v.requires_grad
+
+
+def test_initial_gain():
+    default = bw.initial_gain(make_params(), 64)
+    assert isinstance(default, float)
+    assert default == pytest.approx(8.15, abs=0.01)
+    assert bw.initial_gain(make_params(blur__eps=0.5), 256) == pytest.approx(3.09, abs=0.01)
+    assert bw.initial_gain(make_params(kernel__mode="fixed", kernel__init="delta"), 64) == default
+    near_delta = bw.initial_gain(make_params(kernel__init="delta"), 64)  # k₀ of the learned modes
+    assert 1.0 < near_delta < 1.1
+    assert bw.initial_gain(make_params(kernel__mode="global", kernel__init="delta"), 64) == near_delta
+    assert bw.initial_gain(make_params(blur__normalize_gain=True), 64) == 1.0
+    with pytest.raises(ConfigError, match=r"kernel\.size"):
+        bw.initial_gain(make_params(kernel__size=41), 32)
+
+
+@pytest.mark.parametrize("mode,init", [("fixed", "gaussian"), ("per_image", "gaussian"), ("global", "delta")])
+def test_initial_gain_is_the_gain_the_term_logs_when_it_switches_on(mode, init):
+    x, x_hat, z = torch.rand(4, 3, 16, 16), torch.rand(4, 3, 16, 16), torch.randn(4, 4)
+    params = make_params(kernel__mode=mode, kernel__init=init, blur__eps=0.5)
+    term = make_term(kernel__mode=mode, kernel__init=init, blur__eps=0.5)
+    _, logs = term.loss(x, x_hat, z, term.start_step)
+    assert logs["gain"].item() == pytest.approx(bw.initial_gain(params, 16), rel=1e-5)
+
+
+def test_validate_for_dataset_refuses_a_kernel_larger_than_the_images():
+    params = make_params(kernel__size=41)
+    with pytest.raises(ConfigError) as err:
+        bw.validate_for_dataset(params, 32, 3)
+    assert str(err.value) == "'kernel.size': 41 is larger than the 32×32 images"
+    bw.validate_for_dataset(params, 64, 1)
+    bw.validate_for_dataset(make_params(), 32, 3)
 
 
 # ---------------------------------------------------------------- kernel learning
@@ -245,13 +386,18 @@ def test_kernel_step_leaves_fixed_kernel_alone_and_vae_step_leaves_gamma_alone()
         assert (zz.grad is not None and zz.grad.abs().sum() > 0) == (not detach)
 
 
-def test_eps_ramp_and_default_start_epoch():
-    assert make_term(epochs=10).start_epoch == 1
-    assert make_term(epochs=55).start_epoch == 5
-    assert make_term(epochs=1).start_epoch == 1
-    term = make_term(epochs=20, blur__start_epoch=4, blur__ramp_epochs=3, blur__eps=0.8)
-    assert [term.eps_at(e) for e in range(3, 9)] == pytest.approx([0, 0.2, 0.4, 0.6, 0.8, 0.8])
-    assert make_term(blur__start_epoch=0).eps_at(0) == 1.0
+def test_eps_ramp_and_default_start_step():
+    assert make_term(steps=10).start_step == 1
+    assert make_term(steps=55).start_step == 5
+    assert make_term(steps=1).start_step == 1
+    assert make_term(steps=4999).start_step == 499
+    term = make_term(steps=20, blur__start_step=4, blur__ramp_steps=3, blur__eps=0.8)
+    assert [term.eps_at(t) for t in range(3, 9)] == pytest.approx([0, 0.2, 0.4, 0.6, 0.8, 0.8])
+    assert term.probe_metadata() == {"start_step": 4, "ramp_steps": 3}
+    # a probe after `n` steps reports the ε of the last step done, n − 1
+    z = torch.randn(2, 4)
+    assert [float(term.probe(z, n)["eps"]) for n in (0, 4, 5, 6)] == pytest.approx([0, 0, 0.2, 0.4])
+    assert make_term(blur__start_step=0).eps_at(0) == 1.0
 
 
 def test_training_run_logs_kernels_that_change_and_differ(tmp_path):
@@ -277,24 +423,29 @@ def test_training_run_logs_kernels_that_change_and_differ(tmp_path):
                    channels=3, method="blur_per_image", method_plugin="blur_wiener",
                    variant="blur_per_image", seed=0, params=params,
                    model={**DEFAULTS["model"], "base_width": 8, "max_width": 16},
-                   train={**DEFAULTS["train"], "epochs": 4, "batch_size": 32, "n_probe": 4},
-                   evaluate=DEFAULTS["evaluate"], device="cpu")
+                   train={**DEFAULTS["train"], "steps": 12, "log_every": 3, "batch_size": 32, "n_probe": 4})
     try:
-        train.train(spec, tmp_path, tmp_path / "run", tmp_path / "ckpt.pt", threads=1, log=lambda *_: None)
+        train.train(spec, tmp_path, tmp_path / "run", tmp_path / "ckpt.pt", threads=1, device="cpu",
+                    log=lambda *_: None)
     finally:
         torch.use_deterministic_algorithms(False)  # train() switches it on for the whole process
     probe = np.load(tmp_path / "run" / "probe.npz")
     kernels = probe["kernels"]
     assert kernels.shape == (4, 4, 7, 7)
+    assert probe["steps"].tolist() == [3, 6, 9, 12]
     np.testing.assert_allclose(kernels.sum((-2, -1)), 1.0, atol=1e-5)
     assert np.abs(kernels[-1] - kernels[0]).sum((-2, -1)).min() > 0.05  # every probe kernel moved
     last = kernels[-1]
     pairwise = np.abs(last[:, None] - last[None]).sum((-2, -1))
     assert pairwise[~np.eye(4, dtype=bool)].min() > 1e-3  # and they differ between images
-    assert probe["eps"].tolist() == [0.0, 1.0, 1.0, 1.0]
-    assert int(probe["start_epoch"]) == 1
-    header = (tmp_path / "run" / "train_log.csv").read_text().splitlines()[0].split(",")
-    assert {"recon_nll", "logdet", "kernel_loss", "eps"} <= set(header)
+    assert probe["eps"].tolist() == [1.0, 1.0, 1.0, 1.0]
+    assert int(probe["start_step"]) == 1  # 10% of 12 steps
+    with open(tmp_path / "run" / "train_log.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert {"recon_nll", "logdet", "kernel_loss", "eps", "gain"} <= set(rows[0])
+    gains = [float(r["gain"]) for r in rows]
+    assert 1 < gains[0] < gains[1]  # the first row averages the L2 step 0 (gain 1) with two blur steps
+    assert gains[-1] > 2
 
 
 # ---------------------------------------------------------------- plugin contract
@@ -303,7 +454,8 @@ def test_training_run_logs_kernels_that_change_and_differ(tmp_path):
     ("kernel.mode", "learned"), ("kernel.size", 4), ("kernel.size", 0), ("kernel.size", 3.0),
     ("kernel.sigma", 0.0), ("kernel.lr", -1e-3), ("kernel.hidden", 0), ("kernel.init", "zeros"),
     ("kernel.detach_in_vae_step", "yes"), ("blur.eps", 1.5), ("blur.eps", -0.1), ("blur.C", 0.0),
-    ("blur.start_epoch", -1), ("blur.ramp_epochs", -2), ("blur.normalize_dc", 1),
+    ("blur.start_step", -1), ("blur.start_step", 2.5), ("blur.ramp_steps", -2), ("blur.ramp_steps", None),
+    ("blur.normalize_dc", 1), ("blur.normalize_gain", "no"),
 ])
 def test_validate_names_the_key(dotted, value):
     params = copy.deepcopy(bw.PARAMS)

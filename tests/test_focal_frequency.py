@@ -16,7 +16,7 @@ SIGMA2 = 0.01
 
 def make_term(shape=(3, 16, 16), **overrides):
     params = {**ffl_method.PARAMS, **overrides}
-    return ffl_method.Term(params, sigma2=SIGMA2, epochs=1, latent_dim=4, image_shape=shape,
+    return ffl_method.Term(params, sigma2=SIGMA2, steps=1, latent_dim=4, image_shape=shape,
                            device=torch.device("cpu"))
 
 
@@ -39,7 +39,7 @@ def test_identical_images_give_zero(opts):
     params = {**ffl_method.PARAMS, **opts}
     assert package_ffl(params)(x.clone(), x).item() == 0.0
     total, logs = make_term(**opts).loss(x, x.clone(), None, 0)
-    assert total.item() == 0.0 and logs["ffl"] == 0.0
+    assert total.item() == 0.0 and logs["ffl"].item() == 0.0
 
 
 @pytest.mark.parametrize("alpha", [0.0, 0.5, 1.0, 2.5])
@@ -53,7 +53,7 @@ def test_constant_offset_gives_c_squared(alpha, patch_factor, c):
     params = {**ffl_method.PARAMS, "alpha": alpha, "patch_factor": patch_factor}
     assert package_ffl(params)(x + c, x).item() == pytest.approx(c * c, rel=1e-9)
     _, logs = make_term(alpha=alpha, patch_factor=patch_factor).loss(x, x + c, None, 0)
-    assert logs["ffl"] == pytest.approx(c * c, rel=1e-6)
+    assert logs["ffl"].item() == pytest.approx(c * c, rel=1e-6)
 
 
 def test_plugin_equals_gaussian_nll_plus_weighted_package_ffl():
@@ -64,7 +64,7 @@ def test_plugin_equals_gaussian_nll_plus_weighted_package_ffl():
     scale = 3 * 16 * 16 / (2 * SIGMA2)  # D/(2σ²): FFL in the units of the summed Gaussian NLL
     expected = gaussian_nll(x, x_hat, SIGMA2) + package_ffl(params, loss_weight=7.0 * scale)(x_hat, x)
     assert total.item() == pytest.approx(expected.item(), rel=1e-6)
-    assert logs["l2_nll"] == pytest.approx(gaussian_nll(x, x_hat, SIGMA2).item(), rel=1e-6)
+    assert logs["l2_nll"].item() == pytest.approx(gaussian_nll(x, x_hat, SIGMA2).item(), rel=1e-6)
 
 
 def test_default_reproduces_official_mse_to_ffl_ratio():
@@ -113,12 +113,12 @@ def test_prerelease_torch_version_string_does_not_crash(monkeypatch):
 
     x, x_hat = images()
     total, logs = make_term().loss(x, x_hat, None, 0)  # imports the package through our guard
-    assert torch.isfinite(total) and logs["ffl"] > 0
+    assert torch.isfinite(total) and logs["ffl"].item() > 0
     assert torch.__version__ == trap  # restored after the guarded import
     fresh = sys.modules["focal_frequency_loss"].FocalFrequencyLoss
     assert fresh is not FocalFrequencyLoss  # really re-imported under the trap string
     assert sys.modules["focal_frequency_loss.focal_frequency_loss"].IS_HIGH_VERSION is True
-    assert logs["ffl"] == pytest.approx(FocalFrequencyLoss()(x_hat, x).item(), rel=1e-6)
+    assert logs["ffl"].item() == pytest.approx(FocalFrequencyLoss()(x_hat, x).item(), rel=1e-6)
 
 
 @pytest.mark.parametrize("key, value", [("alpha", -0.1), ("alpha", "1"), ("patch_factor", 0),
@@ -135,3 +135,17 @@ def test_defaults_are_valid_and_patch_factor_must_divide_the_image():
     assert ffl_method.PARAMS["weight"] == 100.0
     with pytest.raises(ConfigError, match="'patch_factor'.*3 does not divide"):
         make_term(shape=(1, 16, 16), patch_factor=3)
+    params = {**ffl_method.PARAMS, "patch_factor": 3}
+    with pytest.raises(ConfigError, match="'patch_factor': 3 does not divide the image size 32×32"):
+        ffl_method.validate_for_dataset(params, 32, 3)
+    ffl_method.validate_for_dataset(params, 48, 3)
+
+
+def test_logs_are_detached_scalar_tensors():
+    """The loop sums logs on the device: no float() (a host sync) in the per-step path."""
+    x, x_hat = images()
+    total, logs = make_term().loss(x, x_hat.requires_grad_(), None, 7)
+    assert total.requires_grad
+    assert set(logs) == {"recon_nll", "l2_nll", "ffl"}
+    for v in logs.values():
+        assert isinstance(v, torch.Tensor) and v.dim() == 0 and not v.requires_grad
