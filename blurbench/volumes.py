@@ -13,6 +13,10 @@ Preprocessing, in order:
    view), zero-pad centred to a square (nothing is cropped, the physical aspect ratio is kept),
    resize to the resolution with Pillow's Lanczos filter on float values (antialiased when
    downsampling), clip to [0, 1] and round to uint8.
+
+Steps 3 and 4 also cut along another axis (`AXES`, for `volume_folder`): a coronal slice
+`volume[:, k, :]` or a sagittal one `volume[k, :, :]` gets the same rotation, which puts superior up,
+with the subject's left on the image's left (coronal) or anterior on the right (sagittal).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import numpy as np
 from .errors import ConfigError, DataError
 
 DEFAULT_CLIP_PERCENTILES = (0.5, 99.5)
+AXES = {"sagittal": 0, "coronal": 1, "axial": 2}  # RAS axis a slice is cut across
 
 
 def check_params(params: dict) -> None:
@@ -72,9 +77,10 @@ def normalise(volume: np.ndarray, clip_percentiles=DEFAULT_CLIP_PERCENTILES, *, 
     return np.clip((volume - low) / (high - low), 0.0, 1.0).astype(np.float32)
 
 
-def brain_slices(volume01: np.ndarray, min_brain_fraction: float) -> np.ndarray:
-    """Indices k of axial slices `volume01[:, :, k]` whose fraction of voxels > 0 is >= the threshold."""
-    fraction = (volume01 > 0).mean(axis=(0, 1))
+def brain_slices(volume01: np.ndarray, min_brain_fraction: float, axis: int = 2) -> np.ndarray:
+    """Indices k of slices across `axis` (2: axial, `volume01[:, :, k]`) whose fraction of voxels > 0
+    is >= the threshold."""
+    fraction = np.moveaxis(volume01 > 0, axis, -1).mean(axis=(0, 1))
     return np.flatnonzero(fraction >= min_brain_fraction)
 
 
@@ -92,15 +98,23 @@ def to_square(slice01: np.ndarray, resolution: int) -> np.ndarray:
     return np.round(np.clip(resized, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
-def describe(clip_percentiles, min_brain_fraction: float) -> str:
+def describe(clip_percentiles, min_brain_fraction: float, axis: str = "axial") -> str:
     """The preprocessing in one line, with the values used (for a dataset's meta.json)."""
     return (f"RAS reorientation; clip to percentiles {list(clip_percentiles)} of voxels > 0, scale to [0, 1]; "
-            f"axial slices with brain fraction >= {min_brain_fraction}; zero-pad centred to a square; "
+            f"{axis} slices with brain fraction >= {min_brain_fraction}; zero-pad centred to a square; "
             f"Pillow Lanczos resize (antialiased); uint8")
 
 
 def read_slices(path: str | Path, *, min_brain_fraction: float,
-                clip_percentiles=DEFAULT_CLIP_PERCENTILES) -> tuple[np.ndarray, np.ndarray]:
+                clip_percentiles=DEFAULT_CLIP_PERCENTILES, axis: int = 2) -> tuple[np.ndarray, np.ndarray]:
     """Steps 1-3 for one file: (normalised volume, indices of the slices with enough brain)."""
     volume = normalise(load_volume(path), clip_percentiles, name=f"NIfTI file {path}")
-    return volume, brain_slices(volume, min_brain_fraction)
+    return volume, brain_slices(volume, min_brain_fraction, axis)
+
+
+def square_slices(path: str | Path, slices, resolution: int, *, clip_percentiles=DEFAULT_CLIP_PERCENTILES,
+                  axis: int = 2):
+    """Step 4 for the given slices of one file, read again: uint8 1 x res x res arrays, one at a time."""
+    volume = normalise(load_volume(path), clip_percentiles, name=f"NIfTI file {path}")
+    for k in slices:
+        yield to_square(np.take(volume, k, axis=axis), resolution)[None]
