@@ -16,6 +16,12 @@ def _spec(text: str):
     return RunSpec.from_json(text)
 
 
+def _eval_spec(text: str):
+    from .config import EvalSpec
+
+    return EvalSpec.from_json(text)
+
+
 def cmd_validate(a) -> None:
     from .config import build_grid, load_yaml
 
@@ -34,7 +40,7 @@ def cmd_prepare(a) -> None:
 def cmd_train(a) -> None:
     from .train import train
 
-    train(_spec(a.spec), a.data, a.out, a.checkpoint, threads=a.threads,
+    train(_spec(a.spec), a.data, a.out, a.checkpoint, threads=a.threads, device=a.device,
           log=lambda m: print(m, flush=True))
 
 
@@ -47,9 +53,21 @@ def cmd_fid_stats(a) -> None:
 def cmd_evaluate(a) -> None:
     from .evaluate import evaluate
 
-    rows = evaluate(_spec(a.spec), a.model, a.data, a.out, fid_stats=a.fid_stats, threads=a.threads)
+    rows = evaluate(_eval_spec(a.spec), a.model, a.data, a.out, fid_stats=a.fid_stats,
+                    baselines=a.baselines, threads=a.threads, device=a.device)
+    _print_rows(rows)
+
+
+def _print_rows(rows) -> None:
     for r in rows:
-        print(f"{r['metric']:>10} {r['value'] or 'n/a (' + r['reason'] + ')'}")
+        print(f"{r['variant']:>16} {r['metric']:>10} {r['value'] or 'n/a (' + r['reason'] + ')'}")
+
+
+def cmd_baselines(a) -> None:
+    from .baselines import compute
+
+    _print_rows(compute(json.loads(a.spec), a.data, a.out, fid_stats=a.fid_stats, threads=a.threads,
+                        device=a.device))
 
 
 def cmd_aggregate(a) -> None:
@@ -62,10 +80,14 @@ def cmd_aggregate(a) -> None:
 def cmd_tables(a) -> None:
     from .tables import write_tables
 
+    from .tables import write_adequacy
+
     exp = json.loads(a.experiments)
     for path in write_tables(Path(a.metrics), Path(a.out), ablations=exp.get("ablations", {}),
-                             main=exp["main"]):
+                             main=exp["main"], min_gain_db=a.min_gain_db):
         print(f"wrote {path}")
+    bad = write_adequacy(Path(a.metrics), Path(a.out) / "adequacy.csv", a.min_gain_db)
+    print(f"undertrained: {', '.join(bad) if bad else 'none'}")
 
 
 def cmd_figures(a) -> None:
@@ -105,6 +127,7 @@ def main(argv=None) -> int:
     s.add_argument("--out", required=True)
     s.add_argument("--checkpoint", required=True)
     s.add_argument("--threads", type=int, default=1)
+    s.add_argument("--device", default="auto")
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("fid-stats", help="FID reference statistics of a prepared split")
@@ -117,13 +140,24 @@ def main(argv=None) -> int:
     s.set_defaults(func=cmd_fid_stats)
 
     s = sub.add_parser("evaluate", help="evaluate one trained run")
-    s.add_argument("--spec", required=True)
+    s.add_argument("--spec", required=True, help="the run's evaluation JSON spec (from the workflow's grid)")
     s.add_argument("--model", required=True)
+    s.add_argument("--data", required=True)
+    s.add_argument("--fid-stats")
+    s.add_argument("--baselines", help="the dataset's baselines metrics.csv (blur ladder for equivalent blur)")
+    s.add_argument("--out", required=True)
+    s.add_argument("--threads", type=int, default=1)
+    s.add_argument("--device", default="auto")
+    s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("baselines", help="trivial baselines and the blur ladder of a dataset's test split")
+    s.add_argument("--spec", required=True, help="JSON: dataset, resolution, channels, blur_ladder, evaluate keys")
     s.add_argument("--data", required=True)
     s.add_argument("--fid-stats")
     s.add_argument("--out", required=True)
     s.add_argument("--threads", type=int, default=1)
-    s.set_defaults(func=cmd_evaluate)
+    s.add_argument("--device", default="auto")
+    s.set_defaults(func=cmd_baselines)
 
     s = sub.add_parser("aggregate", help="concatenate per-run metrics into one tidy CSV")
     s.add_argument("--out", required=True)
@@ -134,6 +168,7 @@ def main(argv=None) -> int:
     s.add_argument("--metrics", required=True)
     s.add_argument("--out", required=True)
     s.add_argument("--experiments", required=True, help="JSON: the config's experiments section")
+    s.add_argument("--min-gain-db", type=float, default=3.0, help="adequacy margin over trivial baselines")
     s.set_defaults(func=cmd_tables)
 
     s = sub.add_parser("figures", help="the paper's figures from metrics.csv and per-run artefacts")

@@ -1,8 +1,14 @@
 """Validate the workflow config and expand it into the run grid (one place, used by every rule).
 
 A run is (dataset, variant, seed); a variant is a method with at most one ablation override, named
-`<method>__<tag><value>` with one canonical spelling of the value (`eps0.25`, `ks7`). An ablation
-point equal to the method's configured value is the main run itself, not a second copy of it.
+by `layout.variant_name` (`<method>__<tag><value>`, one spelling per value: `eps0.25`, `ks7`). An
+ablation point equal to the method's configured value is the main run itself, not a second copy.
+
+What a rule gets is split by what its outputs depend on: `RunSpec` is a run's training identity
+(dataset, model, train, method params, seed: the model depends on nothing else), the evaluate
+section goes to evaluation only, and device, threads and GPUs are resources, never identity.
+Method plugins may check their params against each dataset they run on (`validate_for_dataset`)
+and fill dataset-dependent values (`resolve_params`) when the grid is built, before any job.
 """
 
 from __future__ import annotations
@@ -12,11 +18,11 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import yaml
 
 from . import plugins
 from .errors import ConfigError, DataError
+from .layout import format_value, run_id as make_run_id, variant_name
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -25,19 +31,14 @@ DEFAULTS = {
     "threads": 2,
     "gpu": 0,
     "model": {"latent_dim": 32, "base_width": 32, "max_width": 256, "sigma2": 0.01, "beta": 1.0},
-    "train": {"epochs": 10, "batch_size": 64, "lr": 1e-3, "n_probe": 4},
+    "train": {"steps": 2000, "batch_size": 64, "lr": 1e-3, "n_probe": 4, "log_every": 100},
     "evaluate": {"n_fid": 512, "fid": True, "fid_ablations": True, "lpips": True, "hfer_cutoff": 0.5,
-                 "n_examples": 8, "batch_size": 64},
+                 "n_examples": 8, "batch_size": 64, "blur_ladder": [0.5, 1.0, 2.0, 4.0],
+                 "min_gain_db": 3.0, "n_boot": 2000, "n_boot_set": 200},
 }
-
-
-def format_value(value) -> str:
-    """The one spelling of a number in a path: 0.5 -> '0.5', 1.0 -> '1', 7 -> '7', 1e-4 -> '0.0001'."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"ablation value {value!r} is not a number")
-    if float(value).is_integer():
-        return str(int(value))
-    return np.format_float_positional(float(value), trim="-")
+# The evaluate keys that per-run (and baseline) metrics depend on; the others shape only the tables.
+EVALUATE_KEYS = ("n_fid", "fid", "lpips", "hfer_cutoff", "n_examples", "batch_size")
+TABLE_KEYS = ("min_gain_db", "n_boot", "n_boot_set", "fid_ablations")
 
 
 def merge(base: dict, override: dict, where: str) -> dict:
@@ -75,7 +76,11 @@ def set_dotted(params: dict, dotted: str, value) -> dict:
 
 @dataclass
 class RunSpec:
-    """Everything one training + evaluation job needs; also written into each metric row."""
+    """A run's training identity: everything its model depends on, and nothing else.
+
+    The train rule gets exactly this; the checkpoint compatibility check compares it, so a changed
+    evaluation, device or thread count never retrains or restarts a run.
+    """
 
     run_id: str
     dataset: str
@@ -89,9 +94,6 @@ class RunSpec:
     params: dict
     model: dict
     train: dict
-    evaluate: dict
-    device: str
-    swept: dict = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -102,6 +104,24 @@ class RunSpec:
 
 
 @dataclass
+class EvalSpec:
+    """What evaluating one run needs beyond its model: the evaluate section and the row labels."""
+
+    run: RunSpec
+    evaluate: dict
+    swept: dict = field(default_factory=dict)  # swept parameter -> this run's value (metrics.csv columns)
+
+    def to_json(self) -> str:
+        return json.dumps({"run": asdict(self.run), "evaluate": self.evaluate, "swept": self.swept},
+                          sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "EvalSpec":
+        d = json.loads(text)
+        return cls(RunSpec(**d["run"]), d["evaluate"], d["swept"])
+
+
+@dataclass
 class Grid:
     config: dict
     datasets: dict  # name -> {"plugin", "resolution", "params", "channels"}
@@ -109,6 +129,36 @@ class Grid:
     runs: dict  # run_id -> RunSpec
     main: list  # run ids of the main table
     ablations: dict  # ablation name -> {"dataset", "methods", "param", "values", "runs": {(method, value): [run ids]}}
+    evals: dict = field(default_factory=dict)  # run_id -> EvalSpec
+
+    def baseline_spec(self, dataset: str) -> dict:
+        """What a dataset's trivial baselines and blur ladder depend on (the baselines rule's params)."""
+        d = self.datasets[dataset]
+        ev = self.config["evaluate"]
+        return {"dataset": dataset, "resolution": d["resolution"], "channels": d["channels"],
+                "blur_ladder": ev["blur_ladder"], **{k: ev[k] for k in EVALUATE_KEYS}}
+
+    def run_rows(self) -> list[dict]:
+        """One flat row per run with its parameters (results/runs.tsv)."""
+        rows = []
+        for rid, spec in sorted(self.runs.items()):
+            flat = {"run_id": rid, "dataset": spec.dataset, "method": spec.method, "variant": spec.variant,
+                    "seed": spec.seed, "resolution": spec.resolution, "channels": spec.channels}
+            for section in ("model", "train"):
+                flat.update({f"{section}.{k}": v for k, v in spec.__dict__[section].items()})
+            flat.update({f"params.{k}": v for k, v in _flatten(spec.params).items()})
+            rows.append(flat)
+        return rows
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
 
 
 def load_schema() -> dict:
@@ -182,6 +232,27 @@ def _validate_method_params(method_name: str, plugin_name: str, params: dict, wh
         raise ConfigError(f"{where} (method '{method_name}'): {e}") from None
 
 
+def _params_for_dataset(method: str, plugin_name: str, params: dict, dataset: str, d: dict,
+                        methods: dict, where: str) -> dict:
+    """The method's params on one dataset: checked against it, dataset-dependent values filled.
+
+    Optional plugin hooks: `validate_for_dataset(params, resolution, channels)` raises ConfigError
+    for a combination that cannot run (a kernel larger than the images); `resolve_params(params,
+    resolution=, channels=, methods=)` returns the params with values that depend on the dataset.
+    """
+    module = plugins.load_method(plugin_name)
+    try:
+        if hasattr(module, "validate_for_dataset"):
+            module.validate_for_dataset(params, d["resolution"], d["channels"])
+        if hasattr(module, "resolve_params"):
+            params = module.resolve_params(params, resolution=d["resolution"], channels=d["channels"],
+                                           methods=methods)
+    except ConfigError as e:
+        raise ConfigError(f"{where} (method '{method}') on dataset '{dataset}' "
+                          f"(datasets.{dataset}.resolution: {d['resolution']}): {e}") from None
+    return params
+
+
 def build_grid(config: dict, check_data: bool = True) -> Grid:
     """Validate `config` and expand it into runs. Raises ConfigError / DataError with one clear line."""
     _schema_check(config)
@@ -199,12 +270,19 @@ def build_grid(config: dict, check_data: bool = True) -> Grid:
     main_cfg = cfg["experiments"]["main"]
     check_names(main_cfg["datasets"], datasets, "experiments.main.datasets")
     check_names(main_cfg["methods"], methods, "experiments.main.methods")
+    # the method every other one is compared with (paired differences): l2 unless configured
+    reference = main_cfg.get("reference") or ("l2" if "l2" in main_cfg["methods"] else main_cfg["methods"][0])
+    check_names([reference], main_cfg["methods"], "experiments.main.reference")
 
     runs: dict[str, RunSpec] = {}
+    evals: dict[str, EvalSpec] = {}
     swept_params = sorted({a["param"] for a in cfg["experiments"].get("ablations", {}).values()})
 
-    def add_run(dataset: str, method: str, variant: str, params: dict, seed: int,
+    def add_run(dataset: str, method: str, variant: str, params: dict, seed: int, where: str,
                 ablation_only: bool = False) -> str:
+        rid = make_run_id(dataset, variant, seed)
+        if rid in runs:
+            return rid
         d, m = datasets[dataset], methods[method]
         ds_cfg = cfg["datasets"][dataset]
         model = merge(cfg["model"], ds_cfg.get("model", {}), f"datasets.{dataset}.model")
@@ -215,21 +293,19 @@ def build_grid(config: dict, check_data: bool = True) -> Grid:
                 swept[p] = get_dotted(params, p, "")
             except ConfigError:
                 swept[p] = None
-        run_id = f"{dataset}/{variant}/seed{seed}"
-        evaluate = dict(cfg["evaluate"])
-        if ablation_only and not evaluate["fid_ablations"]:
+        params = _params_for_dataset(method, m["plugin"], params, dataset, d, methods, where)
+        evaluate = {k: cfg["evaluate"][k] for k in EVALUATE_KEYS}
+        if ablation_only and not cfg["evaluate"]["fid_ablations"]:
             evaluate["fid"] = False
             evaluate["fid_off"] = "not computed for ablation-only runs (evaluate.fid_ablations: false)"
-        if run_id in runs:
-            return run_id
-        runs[run_id] = RunSpec(run_id=run_id, dataset=dataset, dataset_plugin=d["plugin"],
-                               resolution=d["resolution"], channels=d["channels"], method=method,
-                               method_plugin=m["plugin"], variant=variant, seed=seed, params=params,
-                               model=model, train=train, evaluate=evaluate,
-                               device=cfg["device"], swept=swept)
-        return run_id
+        runs[rid] = RunSpec(run_id=rid, dataset=dataset, dataset_plugin=d["plugin"],
+                            resolution=d["resolution"], channels=d["channels"], method=method,
+                            method_plugin=m["plugin"], variant=variant, seed=seed, params=params,
+                            model=model, train=train)
+        evals[rid] = EvalSpec(runs[rid], evaluate, swept)
+        return rid
 
-    main = [add_run(ds, m, m, methods[m]["params"], s)
+    main = [add_run(ds, m, m, methods[m]["params"], s, f"methods.{m}.params")
             for ds in main_cfg["datasets"] for m in main_cfg["methods"] for s in cfg["seeds"]]
 
     ablations = {}
@@ -245,12 +321,31 @@ def build_grid(config: dict, check_data: bool = True) -> Grid:
             for value in abl["values"]:
                 params = set_dotted(base, abl["param"], value)
                 _validate_method_params(m, methods[m]["plugin"], params, f"{where}.values")
-                variant = m if value == current else f"{m}__{tag}{format_value(value)}"
-                points[(m, value)] = [add_run(abl["dataset"], m, variant, params, s,
+                variant = m if value == current else variant_name(m, tag, value)
+                points[(m, value)] = [add_run(abl["dataset"], m, variant, params, s, f"{where}.values",
                                               ablation_only=variant != m) for s in cfg["seeds"]]
-        ablations[abl_name] = {"dataset": abl["dataset"], "methods": abl["methods"],
+        ablations[abl_name] = {"dataset": abl["dataset"], "methods": abl["methods"], "tag": tag,
                                "param": abl["param"], "values": abl["values"], "runs": points}
-    return Grid(config=cfg, datasets=datasets, methods=methods, runs=runs, main=main, ablations=ablations)
+    cfg["experiments"]["main"] = {**main_cfg, "reference": reference}
+    return Grid(config=cfg, datasets=datasets, methods=methods, runs=runs, main=main,
+                ablations=ablations, evals=evals)
+
+
+def write_grid_files(grid: Grid, runs_tsv: str | Path, config_yaml: str | Path) -> None:
+    """`runs.tsv`, one row per run with its parameters, and the effective config (defaults filled)."""
+    import csv
+    import io
+
+    from .atomic import write_text
+
+    rows = grid.run_rows()
+    fields = list(dict.fromkeys(k for r in rows for k in r))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields, delimiter="\t", restval="")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(runs_tsv, buf.getvalue())
+    write_text(config_yaml, yaml.safe_dump(grid.config, sort_keys=False, allow_unicode=True))
 
 
 def load_yaml(path: str | Path) -> dict:
@@ -261,4 +356,4 @@ def load_yaml(path: str | Path) -> dict:
         raise ConfigError(f"config file {path} does not exist") from None
 
 
-__all__ = ["ConfigError", "DataError", "Grid", "RunSpec", "build_grid", "format_value", "load_yaml"]
+__all__ = ["ConfigError", "DataError", "EvalSpec", "Grid", "RunSpec", "build_grid", "format_value", "load_yaml"]

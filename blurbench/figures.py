@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import layout
 from .errors import DataError
 
 MISSING = "no {file} data (run missing or not trained)"
@@ -134,37 +135,40 @@ def qualitative_grid(dataset: str, examples: dict, out_base: Path, max_images: i
 
 
 # ----------------------------------------------------------------------------- kernels
-def _epoch_columns(epochs: np.ndarray, start_epoch, n_epochs: int) -> list[int]:
-    """Evenly spaced epoch indices, always including the first epoch with the blur term on."""
-    idx = set(np.unique(np.round(np.linspace(0, len(epochs) - 1, n_epochs)).astype(int)).tolist())
-    if start_epoch is not None:
-        on = np.nonzero(epochs >= start_epoch)[0]
+def _step_columns(steps: np.ndarray, start_step, n_columns: int) -> list[int]:
+    """Evenly spaced log points, always including the first one with the blur term on.
+
+    A probe logged after `steps` optimiser steps saw the blur term on when steps > start_step.
+    """
+    idx = set(np.unique(np.round(np.linspace(0, len(steps) - 1, n_columns)).astype(int)).tolist())
+    if start_step is not None:
+        on = np.nonzero(steps > start_step)[0]
         if len(on):
             idx.add(int(on[0]))
     return sorted(idx)
 
 
 def kernel_evolution(probe: Path | None, out_base: Path, title: str, n_images: int = 4,
-                     n_epochs: int = 6) -> list[Path]:
-    """Per-image kernels of probe images (rows) at several epochs (columns), blur switch marked.
+                     n_columns: int = 6) -> list[Path]:
+    """Per-image kernels of probe images (rows) at several log points (columns), blur switch marked.
 
-    `probe`: the run's probe.npz with kernels (E, P, s, s), epochs (E,) and, if logged, start_epoch.
+    `probe`: the run's probe.npz with kernels (E, P, s, s), steps (E,) and, if logged, start_step.
     """
     plt = _pyplot()
-    arrays = load_npz(probe, ["kernels", "epochs"], optional=("start_epoch",))
+    arrays = load_npz(probe, ["kernels", "steps"], optional=("start_step",))
     if arrays is None:
         fig, ax = plt.subplots(figsize=(5, 2))
         _na(ax, MISSING.format(file="probe.npz"))
         ax.set_title(title, fontsize=10)
         return save_figure(fig, out_base)
-    kernels, epochs = arrays["kernels"], np.asarray(arrays["epochs"]).reshape(-1)
-    if kernels.ndim != 4 or kernels.shape[0] != len(epochs):
-        raise DataError(f"{probe}: kernels have shape {kernels.shape}, epochs {epochs.shape}; "
-                        "expected kernels (E, P, s, s) and epochs (E,)")
-    start = float(arrays["start_epoch"]) if "start_epoch" in arrays else None
-    cols = _epoch_columns(epochs, start, n_epochs)
+    kernels, steps = arrays["kernels"], np.asarray(arrays["steps"]).reshape(-1)
+    if kernels.ndim != 4 or kernels.shape[0] != len(steps):
+        raise DataError(f"{probe}: kernels have shape {kernels.shape}, steps {steps.shape}; "
+                        "expected kernels (E, P, s, s) and steps (E,)")
+    start = float(arrays["start_step"]) if "start_step" in arrays else None
+    cols = _step_columns(steps, start, n_columns)
     rows = min(n_images, kernels.shape[1])
-    switch = next((c for c in cols if start is not None and epochs[c] >= start), None)
+    switch = next((c for c in cols if start is not None and steps[c] > start), None)
     vmax = float(kernels[cols][:, :rows].max())
     fig, axes = plt.subplots(rows, len(cols), figsize=(1.3 * len(cols) + 0.8, 1.3 * rows + 0.8),
                              squeeze=False)
@@ -180,15 +184,15 @@ def kernel_evolution(probe: Path | None, out_base: Path, title: str, n_images: i
                     spine.set_linewidth(2)
             if j == 0:
                 ax.set_ylabel(f"probe {i}", fontsize=8)
-        phase = "blur on" if c == switch else ("L2 warm-up" if start is not None and epochs[c] < start else "")
-        axes[0, j].set_title(f"epoch {int(epochs[c])}" + (f"\n{phase}" if phase else ""), fontsize=8,
+        phase = "blur on" if c == switch else ("L2 warm-up" if start is not None and steps[c] <= start else "")
+        axes[0, j].set_title(f"step {int(steps[c])}" + (f"\n{phase}" if phase else ""), fontsize=8,
                              color="red" if c == switch else "black")
     if start is None:
-        note = "start epoch of the blur term not logged"
+        note = "start step of the blur term not logged"
     elif switch is None:
-        note = f"blur term starts at epoch {int(start)}, after the last logged epoch"
+        note = f"blur term starts at step {int(start)}, after the last logged step"
     else:
-        note = f"blur term on from epoch {int(start)} (red)"
+        note = f"blur term on from step {int(start)} (red)"
     fig.colorbar(im, ax=axes, shrink=0.8, label="kernel weight")
     fig.suptitle(f"{title}\n{note}", fontsize=10)
     return save_figure(fig, out_base)
@@ -197,7 +201,8 @@ def kernel_evolution(probe: Path | None, out_base: Path, title: str, n_images: i
 # ----------------------------------------------------------------------------- ablation curves
 def ablation_curves(metrics_csv: Path, name: str, ablation: dict, out_base: Path) -> list[Path]:
     """One panel per metric against the swept value, one line per method, error bars = std over seeds."""
-    from .tables import ABLATION_METRICS, ablation_summary, load_metrics, metric_header, param_label
+    from .results_schema import ABLATION_METRICS, metric_header
+    from .tables import ablation_summary, load_metrics, param_label
 
     plt = _pyplot()
     summary = ablation_summary(load_metrics(metrics_csv), name, ablation)
@@ -285,21 +290,21 @@ def _read_log(path: Path | None):
         log = pd.read_csv(path)
     except pd.errors.EmptyDataError:
         return None
-    if "epoch" not in log.columns:
-        raise DataError(f"{path} lacks the column 'epoch'; it has {', '.join(log.columns)}")
+    if "step" not in log.columns:
+        raise DataError(f"{path} lacks the column 'step'; it has {', '.join(log.columns)}")
     if log.empty:  # a run that did not train writes the header only
         return None
-    return log.drop_duplicates("epoch", keep="last")  # a resumed job may log an epoch twice
+    return log.drop_duplicates("step", keep="last")  # a resumed job may log a step twice
 
 
 def training_curves(dataset: str, logs: dict, out_base: Path) -> list[Path]:
-    """One panel per logged loss term (every train_log.csv column but epoch and seconds)."""
+    """One panel per logged loss term (every train_log.csv column but step and seconds)."""
     from matplotlib.ticker import MaxNLocator
 
     plt = _pyplot()
     loaded = {m: _read_log(p) for m, p in logs.items()}
     colors = method_colors(list(logs))
-    logged = [c for log in loaded.values() if log is not None for c in log.columns if c not in ("epoch", "seconds")]
+    logged = [c for log in loaded.values() if log is not None for c in log.columns if c not in ("step", "seconds")]
     terms = list(dict.fromkeys([t for t in ("loss", "recon_nll", "kl") if t in logged] + logged))
     if not terms:
         fig, ax = plt.subplots(figsize=(5, 2))
@@ -317,15 +322,15 @@ def training_curves(dataset: str, logs: dict, out_base: Path) -> list[Path]:
             if log is None:
                 _na_legend(ax, f"{method}: n/a")
             elif term in log.columns:
-                ax.plot(log["epoch"], log[term], marker=".", color=colors[method], label=method)
+                ax.plot(log["step"], log[term], marker=".", color=colors[method], label=method)
                 positive &= bool((log[term].dropna() > 0).all())
         if positive:
             ax.set_yscale("log")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(term, fontsize=9)
-        ax.set_xlabel("epoch", fontsize=8)
+        ax.set_xlabel("optimiser step", fontsize=8)
         ax.legend(fontsize=6)
-    fig.suptitle(f"{dataset}: training loss terms per epoch", fontsize=10)
+    fig.suptitle(f"{dataset}: training loss terms (means over each log interval)", fontsize=10)
     fig.tight_layout()
     return save_figure(fig, out_base)
 
@@ -347,7 +352,7 @@ def write_figures(results_dir: Path, metrics_csv: Path, main: dict, ablations: d
     methods = list(main["methods"])
 
     def run(dataset, method):
-        return results_dir / "runs" / dataset / method / f"seed{seed}"
+        return Path(layout.run_dir(dataset, method, seed, results=results_dir))
 
     paths = []
     for d in main["datasets"]:

@@ -1,8 +1,9 @@
-"""Train one VAE run: seeded, resumable from a per-epoch checkpoint, stopped cleanly on divergence.
+"""Train one VAE run for a budget of optimiser steps: seeded, resumable, stopped cleanly on divergence.
 
-The checkpoint lives outside the workflow's declared outputs, so a killed or failed job keeps it and
-a rerun continues from the last finished epoch with the same data order and random state; the final
-model equals that of an uninterrupted run.
+The budget is in steps (`train.steps`), so an 87-image dataset and a 1,536-image one get the same
+number of updates. The checkpoint lives outside the workflow's declared outputs, so a killed or
+failed job keeps it, and a rerun continues from the last log row with the same batches and random
+state; the final model equals that of an uninterrupted run, even when the budget ends mid-pass.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import plugins
+from . import plugins, provenance
 from .atomic import atomic_path, write_npz, write_text
 from .config import RunSpec
 from .data import open_split, to_float
@@ -49,7 +50,7 @@ def build_model(spec: RunSpec) -> ConvVAE:
 
 def build_term(spec: RunSpec, device: torch.device):
     module = plugins.load_method(spec.method_plugin)
-    return module.Term(spec.params, sigma2=spec.model["sigma2"], epochs=spec.train["epochs"],
+    return module.Term(spec.params, sigma2=spec.model["sigma2"], steps=spec.train["steps"],
                        latent_dim=spec.model["latent_dim"],
                        image_shape=(spec.channels, spec.resolution, spec.resolution), device=device)
 
@@ -58,120 +59,139 @@ def unavailable_reason(spec: RunSpec) -> str | None:
     return plugins.load_method(spec.method_plugin).Term.unavailable_reason(spec.params)
 
 
+def batch_indices(step: int, n: int, batch_size: int, seed: int) -> np.ndarray:
+    """The training images of optimiser step `step`: pass `step // batches` over a seeded order.
+
+    A pure function of the step, so a run resumed at any step sees exactly the batches an
+    uninterrupted run sees, whether or not the budget ends mid-pass.
+    """
+    batches = -(-n // batch_size)
+    epoch, b = divmod(step, batches)
+    order = np.random.default_rng([seed, epoch]).permutation(n)
+    return np.sort(order[b * batch_size:(b + 1) * batch_size])
+
+
 def _csv_text(rows: list[dict]) -> str:
     keys = []
     for row in rows:
         keys += [k for k in row if k not in keys]
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=keys or ["epoch"])
+    writer = csv.DictWriter(buf, fieldnames=keys or ["step"])
     writer.writeheader()
     writer.writerows(rows)
     return buf.getvalue()
 
 
-def _save_probe(path: Path, probes: list[dict], epochs: list[int], extra: dict) -> None:
+def _save_probe(path: Path, probes: list[dict], steps: list[int], extra: dict) -> None:
     arrays = {k: np.stack([p[k] for p in probes]) for k in (probes[0] if probes else {})}
     if arrays:
-        arrays["epochs"] = np.asarray(epochs)
+        arrays["steps"] = np.asarray(steps)
     arrays.update({k: np.asarray(v) for k, v in extra.items()})
     write_npz(path, **arrays)
 
 
 def train(spec: RunSpec, data_dir: str | Path, out_dir: str | Path, ckpt_path: str | Path,
-          threads: int = 1, log=print) -> dict:
-    """Train `spec` on `data_dir/train.npy`; write model.pt, train_log.csv and probe.npz to `out_dir`."""
+          threads: int = 1, device: str = "auto", log=print) -> dict:
+    """Train `spec` for `train.steps` optimiser steps on `data_dir/train.npy`.
+
+    Writes model.pt, train_log.csv (one row per `train.log_every` steps), probe.npz and
+    provenance.json to `out_dir`. The checkpoint is written at every log row.
+    """
     data_dir, out_dir, ckpt_path = Path(data_dir), Path(out_dir), Path(ckpt_path)
+    started = provenance.now()
     reason = unavailable_reason(spec)
     if reason:
         log(f"[{spec.run_id}] unavailable: {reason}; not trained")
-        _write_outputs(out_dir, {"unavailable": reason, "spec": spec.to_json()}, [], [], [], {})
+        _write_outputs(out_dir, {"unavailable": reason, "spec": spec.to_json()}, [], [], [], {},
+                       provenance.collect("none", started))
         return {"unavailable": reason}
 
-    device = pick_device(spec.device)
-    setup_torch(threads, spec.seed, device)
-    log(f"[{spec.run_id}] device {device}, torch threads {torch.get_num_threads()}")
+    dev = pick_device(device)
+    setup_torch(threads, spec.seed, dev)
+    log(f"[{spec.run_id}] device {dev}, torch threads {torch.get_num_threads()}")
     train_x = open_split(data_dir / "train.npy")
     test_x = open_split(data_dir / "test.npy")
-    model = build_model(spec).to(device)
-    term = build_term(spec, device)
+    model = build_model(spec).to(dev)
+    term = build_term(spec, dev)
     opt = torch.optim.Adam(model.parameters(), lr=spec.train["lr"])
-    probe_x = to_float(test_x[: spec.train["n_probe"]], device)
+    probe_x = to_float(test_x[: spec.train["n_probe"]], dev)
 
-    start_epoch, rows, probes = 0, [], []
+    step, rows, probes = 0, [], []
     if ckpt_path.is_file():
-        state = torch.load(ckpt_path, map_location=device, weights_only=True)
+        state = torch.load(ckpt_path, map_location=dev, weights_only=True)
         if state["spec"] == spec.to_json():
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
             term.load_state_dict(state["term"])
             torch.set_rng_state(state["rng"])
-            start_epoch, rows = state["epoch"] + 1, state["rows"]
+            step, rows = state["step"], state["rows"]
             probes = [{k: v.numpy() for k, v in p.items()} for p in state["probes"]]
-            log(f"[{spec.run_id}] resuming after epoch {start_epoch} from {ckpt_path}")
+            log(f"[{spec.run_id}] resuming after step {step} from {ckpt_path}")
         else:
-            log(f"[{spec.run_id}] checkpoint {ckpt_path} is of another config; starting over")
+            log(f"[{spec.run_id}] checkpoint {ckpt_path} is of another training identity; starting over")
 
-    epochs, bs, beta = spec.train["epochs"], spec.train["batch_size"], spec.model["beta"]
+    total, bs, beta = spec.train["steps"], spec.train["batch_size"], spec.model["beta"]
+    every = spec.train["log_every"]
     n = train_x.shape[0]
-    for epoch in range(start_epoch, epochs):
-        t0 = time.time()
-        model.train()
-        order = np.random.default_rng([spec.seed, epoch]).permutation(n)
-        sums: dict[str, float] = {}
-        batches = 0
-        for b, start in enumerate(range(0, n, bs)):
-            idx = np.sort(order[start:start + bs])
-            x = to_float(train_x[idx], device)
-            x_hat, mu, logvar, z = model(x)
-            rec, logs = term.loss(x, x_hat, z, epoch)
-            kl = kl_divergence(mu, logvar)
-            loss = rec + beta * kl
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(
-                    f"[{spec.run_id}] loss became {float(loss.detach())} at epoch {epoch + 1}, batch {b + 1}; "
-                    f"stopped. The last good checkpoint (after epoch {start_epoch if start_epoch else 0}"
-                    f"{'' if ckpt_path.is_file() else ', none written yet'}) is kept at {ckpt_path}. "
-                    f"Lower train.lr or raise model.sigma2.")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            logs.update(term.after_vae_step(x, x_hat.detach(), z.detach(), epoch))
-            logs.update(loss=float(loss.detach()), kl=float(kl.detach()))
-            for k, v in logs.items():
-                sums[k] = sums.get(k, 0.0) + v
-            batches += 1
-        row = {"epoch": epoch, **{k: v / batches for k, v in sums.items()},
+    sums: dict[str, torch.Tensor] = {}
+    since, t0 = 0, time.time()
+    model.train()
+    while step < total:
+        x = to_float(train_x[batch_indices(step, n, bs, spec.seed)], dev)
+        x_hat, mu, logvar, z = model(x)
+        rec, logs = term.loss(x, x_hat, z, step)
+        kl = kl_divergence(mu, logvar)
+        loss = rec + beta * kl
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        logs.update(term.after_vae_step(x, x_hat.detach(), z.detach(), step))
+        logs.update(loss=loss.detach(), kl=kl.detach())
+        for k, v in logs.items():  # summed on the device: no host sync per step
+            sums[k] = sums[k] + v if k in sums else torch.as_tensor(v, dtype=torch.float64, device=dev)
+        step += 1
+        since += 1
+        if step % every and step < total:
+            continue
+        row = {"step": step, **{k: float(v) / since for k, v in sums.items()},
                "seconds": round(time.time() - t0, 3)}
+        if not math.isfinite(row["loss"]):
+            raise TrainingDiverged(
+                f"[{spec.run_id}] loss became {row['loss']} between step {step - since + 1} and {step}; "
+                f"stopped. The last good checkpoint (after step {step - since}"
+                f"{'' if ckpt_path.is_file() else ', none written yet'}) is kept at {ckpt_path}. "
+                f"Lower train.lr or raise model.sigma2.")
         rows.append(row)
         model.eval()
         with torch.no_grad():
             z_probe, _ = model.encode(probe_x)
-        probe = term.probe(z_probe, epoch)
+        model.train()
+        probe = term.probe(z_probe, step)
         if probe:
             probes.append(probe)
-        _checkpoint(ckpt_path, spec, model, opt, term, epoch, rows, probes)
-        log(f"[{spec.run_id}] epoch {epoch + 1}/{epochs} loss {row['loss']:.4f} "
+        _checkpoint(ckpt_path, spec, model, opt, term, step, rows, probes)
+        log(f"[{spec.run_id}] step {step}/{total} loss {row['loss']:.4f} "
             f"kl {row['kl']:.3f} ({row['seconds']:.1f}s)")
-        start_epoch = epoch + 1
+        sums, since, t0 = {}, 0, time.time()
 
-    probe_epochs = [r["epoch"] for r in rows][-len(probes):] if probes else []
-    extra = term.probe_metadata()
+    probe_steps = [r["step"] for r in rows][-len(probes):] if probes else []
     _write_outputs(out_dir, {"model": model.state_dict(), "spec": spec.to_json()}, rows, probes,
-                   probe_epochs, extra)
-    return {"epochs": epochs, "final_loss": rows[-1]["loss"] if rows else math.nan}
+                   probe_steps, term.probe_metadata(), provenance.collect(dev, started))
+    return {"steps": total, "final_loss": rows[-1]["loss"] if rows else math.nan}
 
 
-def _checkpoint(path: Path, spec, model, opt, term, epoch, rows, probes) -> None:
+def _checkpoint(path: Path, spec, model, opt, term, step, rows, probes) -> None:
     state = {"spec": spec.to_json(), "model": model.state_dict(), "optimizer": opt.state_dict(),
-             "term": term.state_dict(), "rng": torch.get_rng_state(), "epoch": epoch, "rows": rows,
+             "term": term.state_dict(), "rng": torch.get_rng_state(), "step": step, "rows": rows,
              "probes": [{k: torch.as_tensor(v) for k, v in p.items()} for p in probes]}
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
 
 
-def _write_outputs(out_dir: Path, model_state: dict, rows, probes, probe_epochs, extra) -> None:
+def _write_outputs(out_dir: Path, model_state: dict, rows, probes, probe_steps, extra, prov) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     write_text(out_dir / "train_log.csv", _csv_text(rows))
-    _save_probe(out_dir / "probe.npz", probes, probe_epochs, extra)
+    _save_probe(out_dir / "probe.npz", probes, probe_steps, extra)
+    provenance.write(out_dir / "provenance.json", prov)
     with atomic_path(out_dir / "model.pt") as tmp:
         torch.save(model_state, tmp)

@@ -1,6 +1,7 @@
 """Shared fixtures: offline by default, one torch thread, and a tiny synthetic plugin root."""
 
 import os
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -8,8 +9,17 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
-# Tests never touch the network and never read a user's weight cache.
+# Tests never touch the network and never read or write a user's weight cache: TORCH_HOME is a
+# temporary folder for the whole session, inherited by every Snakemake subprocess.
 os.environ.setdefault("BLURBENCH_OFFLINE", "1")
+SESSION_TORCH_HOME = tempfile.mkdtemp(prefix="blurbench-test-torch-home-")
+os.environ["TORCH_HOME"] = SESSION_TORCH_HOME
+
+
+def pytest_sessionfinish(session, exitstatus):
+    import shutil
+
+    shutil.rmtree(SESSION_TORCH_HOME, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)

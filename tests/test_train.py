@@ -1,4 +1,5 @@
-"""Training is deterministic, resumes exactly after an interruption, and stops cleanly on NaN."""
+"""Training is deterministic, resumes exactly after an interruption (even when the step budget ends
+mid-pass), writes its provenance, and stops cleanly on NaN."""
 
 import shutil
 
@@ -19,7 +20,7 @@ CFG = {
     "methods": {"l2": {}},
     "experiments": {"main": {"datasets": ["toy"], "methods": ["l2"]}},
     "model": {"latent_dim": 8, "base_width": 8, "max_width": 16},
-    "train": {"epochs": 3, "batch_size": 32},
+    "train": {"steps": 10, "batch_size": 32, "log_every": 3},  # 128 images: 4 batches a pass
     "evaluate": {"fid": False, "lpips": False, "n_examples": 4},
 }
 
@@ -41,10 +42,11 @@ def test_same_seed_same_model_and_metrics(prepared):
     spec = grid.runs["toy/l2/seed0"]
     for name in ("a", "b"):
         train(spec, tmp / "data", tmp / name, tmp / f"ckpt_{name}.pt", log=lambda m: None)
-        evaluate(spec, tmp / name / "model.pt", tmp / "data", tmp / name / "eval")
+        evaluate(grid.evals[spec.run_id], tmp / name / "model.pt", tmp / "data", tmp / name / "eval")
     wa, wb = weights(tmp / "a" / "model.pt"), weights(tmp / "b" / "model.pt")
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     assert (tmp / "a" / "eval" / "metrics.csv").read_text() == (tmp / "b" / "eval" / "metrics.csv").read_text()
+    assert (tmp / "a" / "eval" / "per_image.csv").read_text() == (tmp / "b" / "eval" / "per_image.csv").read_text()
 
 
 def test_a_different_seed_gives_a_different_model(prepared):
@@ -65,20 +67,55 @@ def test_interrupted_run_resumes_to_the_same_model(prepared):
     class Killed(Exception):
         pass
 
-    def die_after_second_epoch(message):
-        if "epoch 2/3" in message:
+    def die_after_second_log(message):  # step 6 is in the middle of the second pass
+        if "step 6/10" in message:
             raise Killed
 
     with pytest.raises(Killed):
-        train(spec, tmp / "data", tmp / "cut", tmp / "cut.pt", log=die_after_second_epoch)
+        train(spec, tmp / "data", tmp / "cut", tmp / "cut.pt", log=die_after_second_log)
     assert (tmp / "cut.pt").is_file() and not (tmp / "cut" / "model.pt").exists()
     messages = []
     train(spec, tmp / "data", tmp / "cut", tmp / "cut.pt", log=messages.append)
-    assert any("resuming after epoch 2" in m for m in messages)
-    assert sum("epoch" in m and "/3 loss" in m for m in messages) == 1
+    assert any("resuming after step 6" in m for m in messages)
+    assert [m.split()[2] for m in messages if " loss " in m] == ["9/10", "10/10"]
     wa, wb = weights(tmp / "full" / "model.pt"), weights(tmp / "cut" / "model.pt")
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
-    assert (tmp / "full" / "train_log.csv").read_text().count("\n") == 4
+    import pandas as pd
+
+    full, cut = (pd.read_csv(tmp / name / "train_log.csv").drop(columns="seconds") for name in ("full", "cut"))
+    assert list(full["step"]) == [3, 6, 9, 10]
+    pd.testing.assert_frame_equal(full, cut)
+
+
+def test_batches_are_a_pure_function_of_the_step():
+    from blurbench.train import batch_indices
+
+    seen = np.concatenate([batch_indices(s, 10, 4, seed=0) for s in range(3)])
+    assert sorted(seen) == list(range(10))  # one pass: every image once, last batch short
+    assert np.array_equal(batch_indices(4, 10, 4, 0), batch_indices(4, 10, 4, 0))
+    assert not np.array_equal(batch_indices(3, 10, 4, 0), batch_indices(0, 10, 4, 0))
+
+
+def test_provenance_records_commit_versions_device_and_times(prepared):
+    import json
+    import subprocess
+
+    from blurbench.provenance import FIELDS
+
+    grid, tmp = prepared
+    spec = grid.runs["toy/l2/seed0"]
+    train(spec, tmp / "data", tmp / "p", tmp / "p.pt", log=lambda m: None)
+    evaluate(grid.evals[spec.run_id], tmp / "p" / "model.pt", tmp / "data", tmp / "p" / "eval")
+    head = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True,
+                          text=True).stdout.strip()
+    for path in (tmp / "p" / "provenance.json", tmp / "p" / "eval" / "provenance.json"):
+        record = json.loads(path.read_text())
+        assert set(record) == set(FIELDS)
+        assert record["git_commit"] == head and isinstance(record["git_dirty"], bool)
+        assert record["device"].startswith("cpu") and record["torch_version"] == torch.__version__
+        assert record["started"] <= record["finished"]
+    rows = (tmp / "p" / "eval" / "metrics.csv").read_text()
+    assert head in rows
 
 
 def test_nan_loss_stops_with_a_message_and_keeps_the_checkpoint(prepared, toy_plugin_root):
@@ -87,20 +124,20 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_checkpoint(prepared, toy_pl
     methods.unlink()
     methods.mkdir()
     shutil.copy(REPO_ROOT / "methods" / "l2.py", methods)
-    (methods / "nan_at_epoch2.py").write_text(
+    (methods / "nan_at_step5.py").write_text(
         "import torch\n"
         "from blurbench.method_api import ReconstructionTerm, gaussian_nll\n"
         "PARAMS = {}\n"
         "def validate(p): pass\n"
         "class Term(ReconstructionTerm):\n"
-        "    def loss(self, x, x_hat, z, epoch):\n"
+        "    def loss(self, x, x_hat, z, step):\n"
         "        nll = gaussian_nll(x, x_hat, self.sigma2)\n"
-        "        return (nll * float('nan') if epoch == 1 else nll), {}\n")
-    cfg = {**CFG, "methods": {"bad": {"plugin": "nan_at_epoch2"}},
+        "        return (nll * float('nan') if step == 4 else nll), {}\n")
+    cfg = {**CFG, "methods": {"bad": {"plugin": "nan_at_step5"}},
            "experiments": {"main": {"datasets": ["toy"], "methods": ["bad"]}}}
     spec = build_grid(cfg).runs["toy/bad/seed0"]
-    with pytest.raises(TrainingDiverged, match="nan at epoch 2"):
+    with pytest.raises(TrainingDiverged, match="nan between step 4 and 6"):
         train(spec, tmp / "data", tmp / "bad", tmp / "bad.pt", log=lambda m: None)
     state = torch.load(tmp / "bad.pt", weights_only=True)
-    assert state["epoch"] == 0 and np.isfinite(state["rows"][0]["loss"])
+    assert state["step"] == 3 and np.isfinite(state["rows"][0]["loss"])
     assert not (tmp / "bad" / "model.pt").exists()

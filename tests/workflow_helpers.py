@@ -14,7 +14,7 @@ TINY = {
     "seeds": [0],
     "threads": 1,
     "model": {"latent_dim": 8, "base_width": 8, "max_width": 16},
-    "train": {"epochs": 2, "batch_size": 32, "n_probe": 4},
+    "train": {"steps": 8, "batch_size": 32, "n_probe": 4, "log_every": 4},
     "datasets": {"deadleaves": {"resolution": 32,
                                 "params": {"n_train": 128, "n_test": 32, "channels": 1}}},
     "methods": {"l2": {}, "perceptual": {}, "focal_frequency": {},

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 
 BASE = {
     "seeds": [0],
-    "train": {"epochs": 1, "batch_size": 16},
+    "train": {"steps": 1, "batch_size": 16},
     "model": {"latent_dim": 4, "base_width": 4, "max_width": 8},
     "datasets": {"deadleaves": {"resolution": 16, "params": {"n_train": 16, "n_test": 8}}},
     "methods": {"l2": {}, "blur": {"plugin": "blur_wiener", "params": {"kernel": {"size": 3}}}},
@@ -76,11 +76,11 @@ CASES = {
     "eps above 1": (lambda t: changed(["methods", "blur", "params", "blur"], {"eps": 1.5}), "blur.eps"),
     "C not positive": (lambda t: changed(["methods", "blur", "params", "blur"], {"C": 0}), "blur.C"),
     "negative learning rate": (lambda t: changed(["train", "lr"], -0.001), "train.lr"),
-    "zero epochs": (lambda t: changed(["train", "epochs"], 0), "train.epochs"),
+    "zero steps": (lambda t: changed(["train", "steps"], 0), "train.steps"),
     "unsupported resolution": (lambda t: changed(["datasets", "deadleaves", "resolution"], 48), "datasets.deadleaves.resolution"),
     "missing data root": (lambda t: dataset(BASE, "cifar10", {"plugin": "cifar10", "resolution": 32,
                                                               "params": {"root": str(t / "nowhere")}}), "nowhere"),
-    "misspelled key": (lambda t: changed(["train"], {"epochs": 1, "batch_szie": 16}), "batch_szie"),
+    "misspelled key": (lambda t: changed(["train"], {"steps": 1, "batch_szie": 16}), "batch_szie"),
     "corrupt image file": (celeba_with_corrupt_jpeg, None),
     "truncated NIfTI": (hcp_with_truncated_nifti, None),
 }

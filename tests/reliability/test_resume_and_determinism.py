@@ -20,7 +20,7 @@ CONFIG = {
     "seeds": [0],
     "threads": 1,
     "model": {"latent_dim": 8, "base_width": 8, "max_width": 16},
-    "train": {"epochs": 4, "batch_size": 32},
+    "train": {"steps": 120, "batch_size": 32, "log_every": 10},  # 32 batches a pass: ends mid-pass
     "datasets": {"deadleaves": {"resolution": 16, "params": {"n_train": 1024, "n_test": 32}}},
     "methods": {"l2": {}},
     "experiments": {"main": {"datasets": ["deadleaves"], "methods": ["l2"]}},
@@ -56,7 +56,7 @@ def test_another_seed_gives_other_metrics(reference, tmp_path):
     assert list(a[a.metric == "mse"]["value"]) != list(b[b.metric == "mse"]["value"])
 
 
-def test_sigkill_mid_epoch_then_rerun_resumes_to_the_same_metrics(reference, tmp_path):
+def test_sigkill_mid_training_then_rerun_resumes_to_the_same_metrics(reference, tmp_path):
     config = write_config(tmp_path, CONFIG)
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path),
            "--cores", "1", "all_tables", "--configfile", str(config)]
@@ -66,17 +66,17 @@ def test_sigkill_mid_epoch_then_rerun_resumes_to_the_same_metrics(reference, tmp
     while time.time() < deadline and proc.poll() is None:
         if ckpt.is_file():
             try:
-                if torch.load(ckpt, weights_only=True)["epoch"] >= 0:
+                if torch.load(ckpt, weights_only=True)["step"] > 0:
                     break
             except Exception:  # being renamed into place
                 pass
         time.sleep(0.2)
     assert proc.poll() is None, "training finished before it could be killed; make it longer"
-    time.sleep(0.5)  # into the next epoch
+    time.sleep(0.5)  # between two checkpoints
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    killed_at = torch.load(ckpt, weights_only=True)["epoch"]
-    assert killed_at < CONFIG["train"]["epochs"] - 1
+    killed_at = torch.load(ckpt, weights_only=True)["step"]
+    assert killed_at < CONFIG["train"]["steps"]
     assert not (tmp_path / "results" / "runs" / "deadleaves" / "l2" / "seed0" / "model.pt").exists()
 
     # a killed Snakemake leaves its lock behind; the user unlocks, then reruns the same target
@@ -84,13 +84,13 @@ def test_sigkill_mid_epoch_then_rerun_resumes_to_the_same_metrics(reference, tmp
     result = snakemake(tmp_path, "--cores", "1", "all_tables", config=CONFIG)
     assert result.returncode == 0, result.stderr[-3000:]
     log = (tmp_path / "results" / "logs" / "train" / "deadleaves" / "l2" / "seed0.log").read_text()
-    assert f"resuming after epoch {killed_at + 1}" in log
+    assert f"resuming after step {killed_at}" in log
     assert values(tmp_path) == values(reference)
 
 
 def test_each_job_uses_exactly_its_threads(tmp_path):
     config = copy.deepcopy(CONFIG)
-    config.update(threads=2, train={"epochs": 1, "batch_size": 32})
+    config.update(threads=2, train={"steps": 2, "batch_size": 32})
     config["datasets"]["deadleaves"]["params"]["n_train"] = 64
     config["methods"] = {"l2": {}, "l2b": {"plugin": "l2"}}
     config["experiments"]["main"]["methods"] = ["l2", "l2b"]

@@ -4,11 +4,12 @@ import os
 import sys
 
 sys.path.insert(0, workflow.basedir)  # the harness, whether or not it is pip-installed
+from blurbench import layout
 from blurbench.config import build_grid
 from blurbench.errors import ConfigError, DataError
 
 
-RESULTS = "results"
+RESULTS = layout.RESULTS
 # With --sdm conda every rule runs in this environment; `python -m blurbench` finds the package in
 # the workflow folder, installed or not.
 CONDA_ENV = "../envs/blurbench.yaml"
@@ -29,6 +30,12 @@ try:
 except (ConfigError, DataError) as _err:
     sys.exit(f"config error: {_err}")
 
+# Where jobs run is a resource, not part of what they compute: the shell commands name this global
+# (not a param), so a changed device never reruns a job. Threads come from `threads:` likewise.
+DEVICE = GRID.config["device"]
+THREADS = GRID.config["threads"]
+GPU = GRID.config["gpu"]
+
 
 wildcard_constraints:
     dataset="[A-Za-z][A-Za-z0-9_]*",
@@ -36,9 +43,18 @@ wildcard_constraints:
     seed="[0-9]+",
 
 
+def _run_id(wildcards):
+    return layout.run_id(wildcards.dataset, wildcards.variant, wildcards.seed)
+
+
 def run_spec(wildcards):
-    """The run's JSON spec; as a param, a changed config reruns exactly the affected runs."""
-    return GRID.runs[f"{wildcards.dataset}/{wildcards.variant}/seed{wildcards.seed}"].to_json()
+    """The run's training identity (JSON): as a param, exactly the runs whose model changes retrain."""
+    return GRID.runs[_run_id(wildcards)].to_json()
+
+
+def eval_spec(wildcards):
+    """The training identity plus the evaluate keys the metrics depend on, and the row labels."""
+    return GRID.evals[_run_id(wildcards)].to_json()
 
 
 def dataset_spec(wildcards):
@@ -46,27 +62,40 @@ def dataset_spec(wildcards):
     return json.dumps({k: d[k] for k in ("plugin", "params", "resolution")}, sort_keys=True)
 
 
-def run_dir(run_id):
-    return f"{RESULTS}/runs/{run_id}"
+def baseline_spec(wildcards):
+    return json.dumps(GRID.baseline_spec(wildcards.dataset), sort_keys=True)
 
 
-def all_run_metrics():
-    return [f"{run_dir(r)}/eval/metrics.csv" for r in sorted(GRID.runs)]
+RUN = layout.run_dir("{dataset}", "{variant}", "{seed}")
+DATA = layout.data_dir("{dataset}")
+BASELINES = layout.baselines_dir("{dataset}")
+RUN_DATASETS = sorted({spec.dataset for spec in GRID.runs.values()})
+
+
+def all_metric_files():
+    """Every run's metrics and every dataset's baselines: what aggregate concatenates."""
+    return ([f"{layout.run_dir(s.dataset, s.variant, s.seed)}/eval/metrics.csv" for _, s in sorted(GRID.runs.items())]
+            + [f"{layout.baselines_dir(d)}/metrics.csv" for d in RUN_DATASETS])
 
 
 def fid_stats_input(wildcards):
     """FID reference statistics, only when the config computes FID."""
     if not GRID.config["evaluate"]["fid"]:
         return []
-    return f"{RESULTS}/fid_stats/{wildcards.dataset}_test.npz"
+    return layout.fid_stats_path(wildcards.dataset)
 
 
 def weights_needed():
-    """Names of the pretrained weights this config uses (FID, LPIPS, perceptual backbones)."""
+    """Names of the pretrained weights this config uses: the metrics' and what each plugin declares."""
+    from blurbench import plugins
     from blurbench.weights import required_for
 
-    methods = [(m["plugin"], m["params"]) for m in GRID.methods.values()]
-    return required_for(methods, GRID.config["evaluate"])
+    declared = []
+    for m in GRID.methods.values():
+        plugin = plugins.load_method(m["plugin"])
+        if hasattr(plugin, "weights"):
+            declared += plugin.weights(m["params"])
+    return required_for(GRID.config["evaluate"], declared)
 
 
 # ---- tables and figures: which files, which runs, which captions
@@ -98,5 +127,5 @@ FIGURE_SUBCATEGORY = {"qualitative": "Qualitative", "kernels": "Kernel evolution
 
 
 # Per-run files the figures read; every run writes them, an untrained one empty (shown as n/a).
-FIGURE_RUNS = [f"{RESULTS}/runs/{d}/{m}/seed{FIGURE_SEED}" for d in MAIN["datasets"] for m in MAIN["methods"]]
-KERNEL_RUNS = [f"{RESULTS}/runs/{d}/{m}/seed{FIGURE_SEED}" for d in MAIN["datasets"] for m in KERNEL_METHODS]
+FIGURE_RUNS = [layout.run_dir(d, m, FIGURE_SEED) for d in MAIN["datasets"] for m in MAIN["methods"]]
+KERNEL_RUNS = [layout.run_dir(d, m, FIGURE_SEED) for d in MAIN["datasets"] for m in KERNEL_METHODS]

@@ -12,8 +12,10 @@ rule tables:
         tex=expand(f"{RESULTS}/tables/{{name}}.tex", name=TABLES),
         html=[report(f"{RESULTS}/tables/{n}.html", caption=_table_caption(n), category="Tables",
                      labels={"table": n}) for n in TABLES],
+        adequacy=f"{RESULTS}/tables/adequacy.csv",
     params:
         experiments=json.dumps(EXPERIMENTS, sort_keys=True),
+        min_gain_db=GRID.config["evaluate"]["min_gain_db"],
         out_dir=lambda wc, output: os.path.dirname(output.csv[0]),
     log:
         f"{RESULTS}/logs/tables.log",
@@ -21,7 +23,7 @@ rule tables:
         CONDA_ENV
     shell:
         "python -m blurbench tables --metrics {input.metrics:q} --out {params.out_dir:q} "
-        "--experiments {params.experiments:q} > {log:q} 2>&1"
+        "--experiments {params.experiments:q} --min-gain-db {params.min_gain_db} > {log:q} 2>&1"
 
 
 rule figures:
@@ -55,6 +57,21 @@ rule figures:
 rule all_tables:
     input:
         rules.tables.output,
+        rules.run_grid.output,
+
+
+onsuccess:
+    # One warning line when some run did not learn (tables mark it with a footnote); not an error.
+    _adequacy = f"{RESULTS}/tables/adequacy.csv"
+    if os.path.exists(_adequacy):
+        import csv
+
+        with open(_adequacy) as _f:
+            _bad = [r["run_id"] for r in csv.DictReader(_f) if r["undertrained"] == "True"]
+        if _bad:
+            print(f"WARNING: {len(_bad)} undertrained run(s), less than "
+                  f"{GRID.config['evaluate']['min_gain_db']:g} dB above the best trivial baseline: "
+                  + ", ".join(_bad), file=sys.stderr)
 
 
 rule all_figures:

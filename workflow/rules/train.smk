@@ -1,21 +1,22 @@
 # Train one VAE per (dataset, variant, seed). The checkpoint is not an output: a failed or killed
-# job keeps it and a rerun resumes from it.
+# job keeps it and a rerun resumes from it. The only param is the run's training identity.
 
 
 rule train:
     input:
-        train=f"{RESULTS}/data/{{dataset}}/train.npy",
-        test=f"{RESULTS}/data/{{dataset}}/test.npy",
+        train=f"{DATA}/train.npy",
+        test=f"{DATA}/test.npy",
     output:
-        model=f"{RESULTS}/runs/{{dataset}}/{{variant}}/seed{{seed}}/model.pt",
-        log_csv=f"{RESULTS}/runs/{{dataset}}/{{variant}}/seed{{seed}}/train_log.csv",
-        probe=f"{RESULTS}/runs/{{dataset}}/{{variant}}/seed{{seed}}/probe.npz",
+        model=f"{RUN}/model.pt",
+        log_csv=f"{RUN}/train_log.csv",
+        probe=f"{RUN}/probe.npz",
+        provenance=f"{RUN}/provenance.json",
     params:
         spec=run_spec,
         data_dir=lambda wc, input: os.path.dirname(input.train),
         out_dir=lambda wc, output: os.path.dirname(output.model),
-        checkpoint=f"{RESULTS}/checkpoints/{{dataset}}/{{variant}}/seed{{seed}}/last.pt",
-    threads: GRID.config["threads"]
+        checkpoint=layout.checkpoint_path("{dataset}", "{variant}", "{seed}"),
+    threads: THREADS
     log:
         f"{RESULTS}/logs/train/{{dataset}}/{{variant}}/seed{{seed}}.log",
     benchmark:
@@ -23,9 +24,9 @@ rule train:
     resources:
         mem_mb=lambda wc, attempt: 4000 * attempt,
         runtime=lambda wc, attempt: 120 * attempt,
-        gpu=GRID.config["gpu"],
+        gpu=GPU,
     conda:
         CONDA_ENV
     shell:
         "python -m blurbench train --spec {params.spec:q} --data {params.data_dir:q} --out {params.out_dir:q} "
-        "--checkpoint {params.checkpoint:q} --threads {threads} > {log:q} 2>&1"
+        "--checkpoint {params.checkpoint:q} --threads {threads} --device {DEVICE} > {log:q} 2>&1"

@@ -1,0 +1,78 @@
+"""Trivial baselines and the blur ladder of a dataset's test split, scored like every run.
+
+A model that does not beat these has not learned, whatever the tables say:
+- `mean_image`: the training-set mean image, for every test image;
+- `mean_colour`: each test image's own mean colour (per channel);
+- `blur_sigma<σ>`: the test image itself, blurred by a Gaussian of σ px (scipy.ndimage, reflect
+  borders, so a constant image stays constant), for each σ of `evaluate.blur_ladder`.
+
+Each is scored by `evaluate.score_against_test` (the runs' code, the same N), and gets an
+equivalent blur from the ladder (a ladder row's own σ, up to interpolation). Rows have method
+`results_schema.BASELINE_METHOD` and the baseline's name as variant; computed once per dataset, by a rule of its own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import provenance
+from .atomic import write_text
+from .data import open_split, to_float
+from .evaluate import RowWriter, add_equivalent_blur, rows_csv, score_against_test
+from .layout import ladder_variant
+from .results_schema import BASELINE_METHOD
+from .train import pick_device
+
+def mean_image(train: np.ndarray, batch: int = 1024) -> torch.Tensor:
+    """Mean of the training images (C×H×W, float64 accumulation), read in chunks."""
+    total = np.zeros(train.shape[1:], dtype=np.float64)
+    for start in range(0, train.shape[0], batch):
+        total += train[start:start + batch].astype(np.float64).sum(0)
+    return torch.from_numpy(total / train.shape[0] / 255.0).float()
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Each image blurred by a Gaussian of σ px over its two spatial axes (reflect borders)."""
+    from scipy.ndimage import gaussian_filter
+
+    return torch.from_numpy(gaussian_filter(x.double().numpy(), sigma=(0, 0, sigma, sigma),
+                                            mode="reflect")).float()
+
+
+def predictions(x: torch.Tensor, train: np.ndarray, ladder) -> dict[str, torch.Tensor]:
+    """Baseline name -> the images it predicts for the test images `x`."""
+    out = {"mean_image": mean_image(train).expand_as(x).contiguous(),
+           "mean_colour": x.mean((2, 3), keepdim=True).expand_as(x).contiguous()}
+    out.update({ladder_variant(s): gaussian_blur(x, s) for s in ladder})
+    return out
+
+
+def compute(spec: dict, data_dir: str | Path, out: str | Path, fid_stats: str | Path | None = None,
+            threads: int = 1, device: str = "auto") -> list[dict]:
+    """Score every baseline of `spec` (Grid.baseline_spec) and write their rows to `out` (a CSV)."""
+    started = provenance.now()
+    torch.set_num_threads(threads)
+    dev = pick_device(device)
+    data_dir = Path(data_dir)
+    x = to_float(open_split(data_dir / "test.npy")[:])
+    preds = predictions(x, open_split(data_dir / "train.npy"), spec["blur_ladder"])
+    prov = provenance.row_columns(provenance.collect(dev, started))
+    writers, hfer = {}, {}
+    for name, y in preds.items():
+        rows = writers[name] = RowWriter({"run_id": f"{spec['dataset']}/{BASELINE_METHOD}/{name}",
+                                          "dataset": spec["dataset"], "method": BASELINE_METHOD, "variant": name,
+                                          "seed": "", "resolution": spec["resolution"],
+                                          "channels": spec["channels"], **prov})
+        score_against_test(rows, x, y, spec, channels=spec["channels"], resolution=spec["resolution"],
+                           fid_stats=Path(fid_stats) if fid_stats else None, device=dev)
+        hfer[name] = next(float(r["value"]) for r in rows.rows if r["metric"] == "hfer_recon")
+    ladder = ([float(s) for s in spec["blur_ladder"]], [hfer[ladder_variant(s)] for s in spec["blur_ladder"]])
+    all_rows = []
+    for name, rows in writers.items():
+        add_equivalent_blur(rows, hfer[name], ladder, x.shape[0])
+        all_rows += rows.rows
+    write_text(out, rows_csv(all_rows))
+    return all_rows

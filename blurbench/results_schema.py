@@ -1,0 +1,80 @@
+"""The one definition of the results files: the columns of `metrics.csv` and the metric registry.
+
+Evaluation writes rows with these fields, aggregation concatenates them, tables, comparisons and
+figures read them; all of them import the names from here. Nothing here imports torch, so the
+light rules (aggregate, tables, figures) that run on a login node stay light.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# One row per (run, split, metric). Provenance columns say which code and machine made the number.
+ROW_FIELDS = ["run_id", "dataset", "method", "variant", "seed", "split", "metric", "value", "status",
+              "reason", "n", "resolution", "channels", "implementation", "version",
+              "feature_extractor", "weights_source", "note", "commit", "device", "host"]
+# Columns the readers need; swept parameters (e.g. `blur.eps`) follow ROW_FIELDS as extra columns.
+REQUIRED_COLUMNS = [f for f in ROW_FIELDS if f not in ("resolution", "channels", "commit", "device", "host")]
+STATUSES = ("ok", "unavailable")
+
+# Trivial baselines and the blur ladder are rows of metrics.csv with this method; a run whose PSNR is
+# not clearly above the better of the TRIVIAL ones has not learned (blurbench.baselines).
+BASELINE_METHOD = "baseline"
+TRIVIAL_BASELINES = ("mean_image", "mean_colour")
+
+# FID with fewer images than this is biased upward and its covariance is rank-deficient.
+FID_MIN_N = 2048
+
+
+@dataclass(frozen=True)
+class Metric:
+    """How a metric is shown and compared.
+
+    direction: "min" lower is better, "max" higher is better, "one" closest to 1 is better,
+    "info" no better or worse (e.g. the rate). kind: "per_image" (a mean of per-image values, which
+    `eval/per_image.csv` keeps) or "set" (a statistic of the whole set).
+    """
+
+    label: str
+    direction: str
+    decimals: int
+    kind: str
+
+
+METRICS = {
+    "mse": Metric("MSE", "min", 4, "per_image"),
+    "psnr": Metric("PSNR", "max", 2, "per_image"),
+    "ssim": Metric("SSIM", "max", 3, "per_image"),
+    "lpips": Metric("LPIPS", "min", 3, "per_image"),
+    "fid_recon": Metric("FID-recon", "min", 1, "set"),
+    "hfer_recon": Metric("HFER", "one", 3, "set"),
+    "equiv_blur": Metric("equiv. blur σ", "min", 2, "set"),
+    "rate": Metric("rate (nats)", "info", 1, "per_image"),
+    "fid_gen": Metric("FID-gen", "min", 1, "set"),
+    "hfer_gen": Metric("HFER-gen", "one", 3, "set"),
+}
+ARROWS = {"min": "↓", "max": "↑", "one": "→1", "info": ""}
+
+# What evaluation computes for every run, in this order.
+RUN_METRICS = ["mse", "psnr", "ssim", "lpips", "fid_recon", "hfer_recon", "equiv_blur", "rate",
+               "fid_gen", "hfer_gen"]
+# What a trivial baseline or a blur-ladder row can have (no model: no rate, no samples).
+BASELINE_METRICS = ["mse", "psnr", "ssim", "lpips", "fid_recon", "hfer_recon", "equiv_blur"]
+# Columns of the tables.
+RECON_METRICS = ["mse", "psnr", "ssim", "lpips", "fid_recon", "hfer_recon", "equiv_blur", "rate"]
+GEN_METRICS = ["fid_gen", "hfer_gen"]
+ABLATION_METRICS = ["mse", "psnr", "ssim", "lpips", "fid_recon", "hfer_recon", "rate", "fid_gen"]
+COMPARISON_METRICS = ["mse", "psnr", "ssim", "lpips", "fid_recon", "hfer_recon", "equiv_blur", "fid_gen"]
+
+# Columns of a run's `eval/per_image.csv`: one row per test image, the values behind the means.
+PER_IMAGE_FIELDS = ["image", "mse", "psnr", "ssim", "lpips", "rate", "hf_recon", "hf_data"]
+
+
+def metric_header(metric: str) -> str:
+    m = METRICS[metric]
+    return f"{m.label} {ARROWS[m.direction]}".strip()
+
+
+def fid_bias_note(n: int) -> str:
+    """The note a FID row carries when N is below FID_MIN_N, else ''."""
+    return f"N={n} < {FID_MIN_N}: biased, rank-deficient covariance" if n < FID_MIN_N else ""

@@ -1,0 +1,188 @@
+"""The paper's tables from `results/metrics.csv`: reconstruction (with the trivial baselines and the
+blur ladder), generation, one per ablation, and the adequacy check.
+
+`summaries` turns metrics.csv into per-cell summaries (mean ± std over seeds, best marking);
+`render` writes a `Table` as Markdown, LaTeX, HTML and CSV. This module builds the tables.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..layout import format_value
+from ..results_schema import (ABLATION_METRICS, BASELINE_METRICS, FID_MIN_N, GEN_METRICS, METRICS,
+                              RECON_METRICS, metric_header)
+from .render import Cell, Footnotes, Table, atomic_write_text, write_table
+from .summaries import (CELL_NOTE_PREFIX, ablation_rows, ablation_summary, adequacy, baseline_summary,
+                        load_metrics, main_summary, mark_best, undertrained_note)
+
+PARAM_LABELS = {"blur.eps": "ε", "kernel.size": "kernel size", "sigma2_divisor": "σ² divisor g",
+                "blur.normalize_gain": "normalised gain"}
+BASELINE_LABEL = "baseline"
+NOT_APPLICABLE = "–"  # a baseline has no model: no rate, no samples
+LEGEND = ("Mean ± sample std (ddof = 1) over seeds; a value without ± comes from one seed. "
+          "Bold: best {scope} (↓ lower is better, ↑ higher is better, →1 closest to 1).")
+
+
+def param_label(param: str) -> str:
+    return PARAM_LABELS.get(param, param)
+
+
+def _value_cell(cell: dict, metric: str, notes: Footnotes, *extra_notes: str) -> Cell:
+    decimals = METRICS[metric].decimals
+    numbers = notes.numbers(cell["reason"], *extra_notes)
+    if np.isnan(cell["mean"]):
+        return Cell("n/a", notes=numbers)
+    text = f"{cell['mean']:.{decimals}f}"
+    if not np.isnan(cell["std"]):
+        text += f" ± {cell['std']:.{decimals}f}"
+    return Cell(text, best=bool(cell.get("best", False)), notes=numbers)
+
+
+def _fmt_n(values) -> str:
+    nums = sorted({int(float(v)) if float(v).is_integer() else float(v) for v in values if v != ""})
+    return "/".join(str(v) for v in nums) if nums else "not recorded"
+
+
+def protocol_notes(rows, metrics: list[str], datasets: list[str]) -> list[str]:
+    """One line per group of metrics sharing a protocol: implementation, weights, split, N."""
+    groups: dict[tuple, list[str]] = {}
+    ok = rows[rows["status"] == "ok"]
+    for metric in metrics:
+        part = ok[ok["metric"] == metric]
+        if not len(part):
+            continue
+        impl = [" ".join(x for x in pair if x)
+                for pair in dict.fromkeys(zip(part["implementation"], part["version"])) if any(pair)]
+        fields = ["/".join(impl)] if impl else []
+        for col, prefix in (("feature_extractor", "features: "), ("weights_source", "weights: "),
+                            ("split", "split: ")):
+            vals = [v for v in dict.fromkeys(part[col]) if v]
+            if vals:
+                fields.append(prefix + " / ".join(vals))
+        per_dataset = [(d, _fmt_n(part.loc[part["dataset"] == d, "n"])) for d in datasets
+                       if (part["dataset"] == d).any()]
+        if len({n for _, n in per_dataset}) == 1:
+            fields.append(f"N = {per_dataset[0][1]}")
+        else:
+            fields.append("N = " + ", ".join(f"{n} ({d})" for d, n in per_dataset))
+        extra = ""
+        ns = [float(v) for v in part["n"] if v != ""]
+        if metric.startswith("fid") and ns and min(ns) < FID_MIN_N:
+            extra = (f" N < {FID_MIN_N}: FID is biased upward and not comparable with "
+                     "published values.")
+        notes = [v for v in dict.fromkeys(part["note"]) if v and not v.startswith(CELL_NOTE_PREFIX)]
+        if notes:
+            extra += " Note: " + "; ".join(notes) + "."
+        groups.setdefault((tuple(fields), extra), []).append(METRICS[metric].label)
+    return [f"{', '.join(labels)}: {'; '.join(fields)}.{extra}"
+            for (fields, extra), labels in groups.items()]
+
+
+def _by_key(summary, keys: list[str]) -> dict:
+    return {tuple(r[k] for k in keys) + (r["metric"],): r for r in summary.to_dict("records")}
+
+
+def main_table(df, main: dict, metrics: list[str], name: str, title: str, min_gain_db: float | None = None):
+    """(Table, summary) with rows dataset × method and one column per metric.
+
+    With `min_gain_db` (the reconstruction table) each dataset's block ends with its trivial
+    baselines and blur ladder, set apart, and a method whose runs are undertrained gets a footnote
+    on its PSNR giving both numbers.
+    """
+    import pandas as pd
+
+    summary = mark_best(main_summary(df, main, metrics), ["dataset"])
+    cells = _by_key(summary, ["dataset", "method"])
+    base = baseline_summary(df, main["datasets"], metrics) if min_gain_db is not None else None
+    adequate = adequacy(df, min_gain_db) if min_gain_db is not None else None
+    notes = Footnotes()
+    rows, starts = [], []
+    for dataset in main["datasets"]:
+        starts.append(len(rows))
+        for method in main["methods"]:
+            flag = ""
+            if adequate is not None:
+                runs = adequate[(adequate["dataset"] == dataset) & (adequate["method"] == method)
+                                & (adequate["variant"] == method)]
+                flag = undertrained_note(runs, min_gain_db) if runs["undertrained"].any() else ""
+            rows.append([Cell(dataset), Cell(method)]
+                        + [_value_cell(cells[(dataset, method, m)], m, notes, flag if m == "psnr" else "")
+                           for m in metrics])
+        if base is not None and (base["dataset"] == dataset).any():
+            starts.append(len(rows))
+            bcells = _by_key(base, ["dataset", "method"])
+            for b in dict.fromkeys(base.loc[base["dataset"] == dataset, "method"]):
+                rows.append([Cell(dataset), Cell(f"{BASELINE_LABEL}: {b}")]
+                            + [_value_cell(bcells[(dataset, b, m)], m, notes) if m in BASELINE_METRICS
+                               else Cell(NOT_APPLICABLE) for m in metrics])
+    used = df[(df["variant"] == df["method"]) & df["dataset"].isin(main["datasets"])
+              & df["method"].isin(main["methods"])]
+    legend = LEGEND.format(scope="per dataset and column")
+    if base is not None:
+        legend += (f" Rows '{BASELINE_LABEL}: …' are not models: the training-set mean image, each test "
+                   "image's own mean colour, and the test images blurred by a Gaussian of σ px, scored "
+                   f"by the same code; a method less than {min_gain_db:g} dB above the better trivial "
+                   "baseline's PSNR is marked undertrained.")
+        summary = pd.concat([summary, base.assign(best=False)], ignore_index=True)
+    table = Table(name=name, title=title, header=["Dataset", "Method"] + [metric_header(m) for m in metrics],
+                  rows=rows, n_keys=2, group_starts=starts, legend=legend, footnotes=notes.texts,
+                  protocol=protocol_notes(used, metrics, main["datasets"]))
+    return table, summary
+
+
+def ablation_table(df, name: str, ablation: dict, metrics: list[str] = ABLATION_METRICS):
+    """(Table, summary) with one row per swept value and, per metric, one column per method."""
+    summary = mark_best(ablation_summary(df, name, ablation, metrics), ["method"])
+    cells = _by_key(summary, ["value", "method"])
+    notes = Footnotes()
+    methods = ablation["methods"]
+    rows = []
+    for value in ablation["values"]:
+        row = [Cell(format_value(value))]
+        for metric in metrics:
+            row += [_value_cell(cells[(value, method, metric)], metric, notes) for method in methods]
+        rows.append(row)
+    label = param_label(ablation["param"])
+    header = [label] + [f"{metric_header(m)} ({method})" for m in metrics for method in methods]
+    groups = [("", 1)] + [(metric_header(m), len(methods)) for m in metrics]
+    subheader = [label] + [method for _ in metrics for method in methods]
+    return Table(name=f"ablation_{name}",
+                 title=f"Ablation of {label} ({ablation['param']}) on {ablation['dataset']}",
+                 header=header, rows=rows, n_keys=1, header_groups=groups, subheader=subheader,
+                 legend=LEGEND.format(scope="per column, i.e. per method over the values"),
+                 footnotes=notes.texts,
+                 protocol=protocol_notes(ablation_rows(df, name, ablation), metrics,
+                                         [ablation["dataset"]])), summary
+
+
+def table_names(ablations: dict) -> list[str]:
+    """File stems the tables rule writes (each as .csv, .md, .tex, .html)."""
+    return ["reconstruction", "generation"] + [f"ablation_{n}" for n in ablations]
+
+
+def build_tables(metrics_csv: Path, ablations: dict, main: dict, min_gain_db: float = 3.0) -> list[tuple[Table, object]]:
+    """All (Table, summary) pairs in `table_names` order."""
+    df = load_metrics(metrics_csv)
+    out = [main_table(df, main, RECON_METRICS, "reconstruction", "Reconstruction (test images, z = μ(x))",
+                      min_gain_db=min_gain_db),
+           main_table(df, main, GEN_METRICS, "generation", "Generation (decoder samples, z ∼ N(0, I))")]
+    out += [ablation_table(df, name, abl) for name, abl in (ablations or {}).items()]
+    return out
+
+
+def write_adequacy(metrics_csv: Path, out: Path, min_gain_db: float) -> list[str]:
+    """Write every run's margin over the trivial baselines (CSV); return the undertrained run ids."""
+    table = adequacy(load_metrics(metrics_csv), min_gain_db)
+    atomic_write_text(out, table.to_csv(index=False, float_format="%.4f"))
+    return list(table.loc[table["undertrained"], "run_id"])
+
+
+def write_tables(metrics_csv: Path, out_dir: Path, ablations: dict, main: dict, min_gain_db: float = 3.0) -> list[Path]:
+    """Write every table as CSV, Markdown, LaTeX and HTML into `out_dir`; return the paths."""
+    paths = []
+    for table, summary in build_tables(metrics_csv, ablations, main, min_gain_db):
+        paths += write_table(table, summary, out_dir)
+    return paths

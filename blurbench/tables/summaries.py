@@ -1,0 +1,207 @@
+"""Summaries of `metrics.csv`: loading, mean ± std over seeds, best marking, the adequacy check.
+
+Decisions (shown in every table's legend):
+- mean ± sample std (ddof = 1) over the seeds whose value is available; with one seed only the mean
+  is shown (a std of one value would be a fake number).
+- a cell with no available seed is "n/a" with the reason(s); a method or ablation point of the
+  config without any row in metrics.csv gets the reason "no results".
+- a cell where only some seeds are available shows the mean of those, with a note saying so.
+- best value: per column within each dataset (reconstruction, generation) or within each column
+  (ablation: which value is best for one method), compared on the displayed (rounded) values so that
+  ties are all marked; only marked when at least two cells of the group have a value; never for
+  trivial baselines or "info" metrics such as the rate.
+- metrics.csv must hold one row per (run, metric); the split is reported in the protocol notes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+from ..layout import LADDER_PREFIX, variant_name
+from ..results_schema import (ABLATION_METRICS, BASELINE_METHOD, METRICS, REQUIRED_COLUMNS, STATUSES,
+                              TRIVIAL_BASELINES)
+
+NO_RESULTS = "no results"
+# Row notes that belong to one cell (a footnote there), not to the protocol of the whole column.
+CELL_NOTE_PREFIX = "outside the blur ladder"
+
+
+def load_metrics(path: Path):
+    """metrics.csv as a DataFrame of strings plus a float `value`; malformed files raise DataError."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path} does not exist; run the aggregate rule first")
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    if missing:
+        raise DataError(f"{path} lacks the column(s) {', '.join(missing)}; "
+                        f"expected the columns {', '.join(REQUIRED_COLUMNS)}")
+    bad = sorted(set(df["status"]) - set(STATUSES))
+    if bad:
+        raise DataError(f"{path}: column 'status' has {bad}; expected 'ok' or 'unavailable'")
+    dup = df[df.duplicated(["run_id", "metric"], keep=False)]
+    if len(dup):
+        row = dup.iloc[0]
+        raise DataError(f"{path}: {len(dup)} rows share run '{row['run_id']}' and metric "
+                        f"'{row['metric']}' (splits: {', '.join(sorted(set(dup['split'])))}); "
+                        "tables expect one row per run and metric")
+    df["value"] = pd.to_numeric(df["value"].replace("", np.nan), errors="coerce")
+    return df
+
+
+def _summarize_cell(rows) -> dict:
+    """Mean/std over the available seeds of one cell, and why the others are missing."""
+    if len(rows) == 0:
+        return {"mean": np.nan, "std": np.nan, "seeds_ok": 0, "seeds_total": 0, "reason": NO_RESULTS}
+    finite = np.isfinite(rows["value"].to_numpy(dtype=float))
+    ok_mask = (rows["status"].to_numpy() == "ok") & finite
+    values = rows["value"].to_numpy(dtype=float)[ok_mask]
+    reasons = []
+    for (_, row), good in zip(rows.iterrows(), ok_mask):
+        if good:
+            continue
+        if row["status"] == "ok":
+            text = "non-finite value in metrics.csv"
+        else:
+            text = row["reason"] or "unavailable (no reason recorded)"
+        if text not in reasons:
+            reasons.append(text)
+    reason = "; ".join(reasons)
+    if len(values) and reasons:
+        reason = f"mean of {len(values)} of {len(rows)} seeds; the others: {reason}"
+    cell_notes = [n for n in dict.fromkeys(rows["note"][ok_mask]) if n.startswith(CELL_NOTE_PREFIX)]
+    reason = "; ".join([reason] * bool(reason) + cell_notes)
+    return {"mean": float(values.mean()) if len(values) else np.nan,
+            "std": float(values.std(ddof=1)) if len(values) >= 2 else np.nan,
+            "seeds_ok": int(len(values)), "seeds_total": int(len(rows)), "reason": reason}
+
+
+def main_summary(df, main: dict, metrics: list[str]):
+    """One row per (dataset, method, metric) of the main runs (variant == method), config order."""
+    import pandas as pd
+
+    out = []
+    sel = df[df["variant"] == df["method"]]
+    for dataset in main["datasets"]:
+        for method in main["methods"]:
+            runs = sel[(sel["dataset"] == dataset) & (sel["method"] == method)]
+            for metric in metrics:
+                cell = _summarize_cell(runs[runs["metric"] == metric])
+                out.append({"dataset": dataset, "method": method, "metric": metric, **cell})
+    return pd.DataFrame(out)
+
+
+def baseline_summary(df, datasets: list[str], metrics: list[str]):
+    """One row per (dataset, baseline, metric): trivial baselines, then the blur ladder by σ."""
+    import pandas as pd
+
+    out = []
+    sel = df[df["method"] == BASELINE_METHOD]
+    for dataset in datasets:
+        part = sel[sel["dataset"] == dataset]
+        names = [n for n in TRIVIAL_BASELINES if n in set(part["variant"])]
+        names += sorted(set(part["variant"]) - set(names), key=lambda v: float(v[len(LADDER_PREFIX):]))
+        for name in names:
+            rows = part[part["variant"] == name]
+            for metric in metrics:
+                cell = _summarize_cell(rows[rows["metric"] == metric])
+                out.append({"dataset": dataset, "method": name, "metric": metric, **cell})
+    return pd.DataFrame(out, columns=["dataset", "method", "metric", "mean", "std", "seeds_ok",
+                                      "seeds_total", "reason"])
+
+
+def adequacy(df, min_gain_db: float):
+    """Per trained run: its PSNR, the better trivial baseline's, the margin and whether it is
+    undertrained (margin < `min_gain_db`). Runs or datasets without the numbers are left out."""
+    import pandas as pd
+
+    psnr = df[(df["metric"] == "psnr") & (df["status"] == "ok")]
+    trivial = psnr[(psnr["method"] == BASELINE_METHOD) & psnr["variant"].isin(TRIVIAL_BASELINES)]
+    out = []
+    for _, run in psnr[psnr["method"] != BASELINE_METHOD].iterrows():
+        base = trivial[trivial["dataset"] == run["dataset"]]
+        if not len(base):
+            continue
+        best = base.loc[base["value"].idxmax()]
+        margin = run["value"] - best["value"]
+        out.append({"run_id": run["run_id"], "dataset": run["dataset"], "method": run["method"],
+                    "variant": run["variant"], "seed": run["seed"], "psnr": run["value"],
+                    "best_baseline": best["variant"], "baseline_psnr": best["value"],
+                    "margin_db": margin, "undertrained": bool(margin < min_gain_db)})
+    return pd.DataFrame(out, columns=["run_id", "dataset", "method", "variant", "seed", "psnr",
+                                      "best_baseline", "baseline_psnr", "margin_db", "undertrained"])
+
+
+def undertrained_note(runs, min_gain_db: float) -> str:
+    """The footnote of a table cell whose runs (rows of `adequacy`) include undertrained ones."""
+    bad = runs[runs["undertrained"]]
+    parts = [f"seed {r.seed}: PSNR {r.psnr:.2f} dB, {r.margin_db:+.2f} dB over "
+             f"{r.best_baseline.replace('_', ' ')} ({r.baseline_psnr:.2f} dB)" for r in bad.itertuples()]
+    return (f"undertrained (less than {min_gain_db:g} dB above the best trivial baseline): "
+            + "; ".join(parts))
+
+
+def ablation_rows(df, name: str, ablation: dict):
+    """The metrics.csv rows of one ablation, with a float column `point` = the swept value.
+
+    A point is the run whose variant is `<method>__<tag><value>`, or the main run (variant ==
+    method) when the value is the method's configured one; the swept column must equal the value.
+    """
+    import pandas as pd
+
+    param, tag = ablation["param"], ablation.get("tag", name)
+    if param not in df.columns:
+        raise DataError(f"metrics.csv lacks the column '{param}' swept by ablation '{name}'")
+    swept = pd.to_numeric(df[param], errors="coerce").to_numpy(dtype=float)
+    keep = np.zeros(len(df), dtype=bool)
+    point = np.full(len(df), np.nan)
+    for method in ablation["methods"]:
+        for value in ablation["values"]:
+            variants = {method, variant_name(method, tag, value)}
+            hit = ((df["dataset"] == ablation["dataset"]) & (df["method"] == method)
+                   & df["variant"].isin(variants)).to_numpy() & np.isclose(swept, float(value))
+            keep |= hit
+            point[hit] = float(value)
+    out = df[keep].copy()
+    out["point"] = point[keep]
+    return out
+
+
+def ablation_summary(df, name: str, ablation: dict, metrics: list[str] = ABLATION_METRICS):
+    """One row per (value, method, metric) of one ablation, config order."""
+    import pandas as pd
+
+    rows = ablation_rows(df, name, ablation)
+    out = []
+    for value in ablation["values"]:
+        for method in ablation["methods"]:
+            runs = rows[(rows["method"] == method) & np.isclose(rows["point"], float(value))]
+            for metric in metrics:
+                cell = _summarize_cell(runs[runs["metric"] == metric])
+                out.append({"dataset": ablation["dataset"], "method": method, "param": ablation["param"],
+                            "value": value, "metric": metric, **cell})
+    return pd.DataFrame(out)
+
+
+def mark_best(summary, group_cols: list[str]):
+    """Add a boolean `best` column: best rounded mean per metric within each group (≥ 2 values)."""
+    summary = summary.copy()
+    summary["best"] = False
+    for _, idx in summary.groupby(group_cols + ["metric"], sort=False).groups.items():
+        part = summary.loc[idx]
+        metric = part["metric"].iloc[0]
+        direction, decimals = METRICS[metric].direction, METRICS[metric].decimals
+        if direction == "info":
+            continue
+        means = part["mean"].dropna()
+        if len(means) < 2:
+            continue
+        shown = means.round(decimals)
+        score = {"min": shown, "max": -shown, "one": (shown - 1).abs().round(decimals)}[direction]
+        summary.loc[score[score == score.min()].index, "best"] = True
+    return summary
