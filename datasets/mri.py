@@ -13,10 +13,24 @@ run is drawn (seeded) as a test block, so the test slices spread over the whole 
 slices closer than `gap` + 1 slices to a test slice are dropped (default gap 2: every training
 slice is >= 3 mm from every test slice). With the defaults: 87 training and 24 test slices.
 
-No augmentation: the template is exactly left-right symmetric (a flip reproduces the slice) and
-shifted copies would only add near duplicates. The dataset is small by nature; it exists to run the
-HCP code path on real T1 intensities offline. Resolutions stop at 128: 256 would upsample the
-233-px field of view.
+Augmentation (training slices only, at prepare time): `augment` copies of every training slice, each
+a random affine resampling of the normalised slice about its centre (rotation uniform in +-5 degrees,
+scale in 1 +- 5%, shift uniform in +-6% of the square field of view per axis, +-2 px at 32) by a cubic
+spline (`scipy.ndimage.affine_transform`, order 3, background 0, clipped to [0, 1]), then a gamma in
+1 +- 10% and a gain in 1 +- 10% (x -> clip(gain * x ** gamma, 0, 1)), then `to_square` like every
+slice. Why: with 87 slices a default run's 10 epochs are 20 optimiser steps and the VAE ends below
+the mean image; learning them takes ~1,800 steps, beyond the default run's CPU budget. With the
+default 14 copies (1,305 images) 10 epochs are 210 steps and give ~7 dB over the mean image.
+The copies stay off the test set's anatomy (an in-plane change never brings in a neighbouring slice)
+and test slices are never augmented. The resampling runs at 1 mm, before the downsampling: the power
+above half Nyquist of a copy stays within 1% of its slice's at 32 and 64 px, 2-5% lower at 128.
+No flips: the template is exactly left-right symmetric, so a flip reproduces the slice.
+Order: the training slices first (exactly the `augment: 0` set), then copy 1 of every training
+slice, copy 2, ...; copy j of slice k is drawn from `SeedSequence(seed, spawn_key=(k, j))`, so it
+depends neither on `augment` nor on the other slices. describe() lists every copy's draws.
+
+The dataset is small by nature; it exists to run the HCP code path on real T1 intensities offline.
+Resolutions stop at 128: 256 would upsample the 233-px field of view.
 """
 
 from __future__ import annotations
@@ -37,9 +51,13 @@ PARAMS = {
     "block_size": 8,
     "test_fraction": 0.2,
     "gap": 2,
+    "augment": 14,      # random copies per training slice (0: the slices alone)
     "seed": 0,
 }
 RESOLUTIONS = (32, 64, 128)
+# Half-widths of the uniform augmentation draws: degrees, relative scale, shift as a fraction of the
+# square field of view, relative gamma, relative gain.
+AUGMENT_RANGES = {"rotation_deg": 5.0, "scale": 0.05, "shift": 0.06, "gamma": 0.1, "gain": 0.1}
 
 
 def channels(params: dict) -> int:
@@ -59,7 +77,7 @@ def template_path() -> Path:
 
 def validate(params: dict, resolution: int) -> None:
     volumes.check_params(params)
-    for key, low in (("block_size", 1), ("gap", 1), ("seed", 0)):
+    for key, low in (("block_size", 1), ("gap", 1), ("augment", 0), ("seed", 0)):
         value = params[key]
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
             raise ConfigError(f"params.{key} must be an integer >= {low}, got {value!r}")
@@ -101,11 +119,46 @@ def _load(params: dict):
     return volume, split_slices(slices, params)
 
 
+def augment_draws(params: dict, train: np.ndarray) -> list[dict]:
+    """The draws of every augmented copy, in training-array order: copy 1 of each slice, copy 2, ..."""
+    r = AUGMENT_RANGES
+    copies = []
+    for j in range(1, params["augment"] + 1):
+        for k in train:
+            u = np.random.default_rng(np.random.SeedSequence(params["seed"], spawn_key=(int(k), j))).uniform(-1, 1, 6)
+            copies.append({"slice": int(k), "rotation_deg": r["rotation_deg"] * u[0], "scale": 1 + r["scale"] * u[1],
+                           "shift": [r["shift"] * u[2], r["shift"] * u[3]], "gamma": 1 + r["gamma"] * u[4],
+                           "gain": 1 + r["gain"] * u[5]})
+    return copies
+
+
+def augment_slice(slice01: np.ndarray, draw: dict) -> np.ndarray:
+    """One copy of a normalised slice: rotated, scaled and shifted about its centre, then gamma and gain."""
+    from scipy import ndimage
+
+    angle = np.deg2rad(draw["rotation_deg"])
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    to_input = rotation.T / draw["scale"]          # affine_transform maps output coordinates to input ones
+    centre = (np.array(slice01.shape) - 1) / 2
+    shift = np.array(draw["shift"]) * max(slice01.shape)
+    moved = ndimage.affine_transform(slice01, to_input, offset=centre - to_input @ (centre + shift), order=3,
+                                     mode="constant", cval=0.0)
+    return np.clip(draw["gain"] * np.clip(moved, 0.0, 1.0) ** draw["gamma"], 0.0, 1.0)
+
+
+def _train_images(volume: np.ndarray, train: np.ndarray, params: dict, resolution: int):
+    for k in train:
+        yield volumes.to_square(volume[:, :, k], resolution)[None]
+    for draw in augment_draws(params, train):
+        yield volumes.to_square(augment_slice(volume[:, :, draw["slice"]], draw), resolution)[None]
+
+
 def build(params: dict, resolution: int) -> dict[str, Split]:
     validate(params, resolution)
     volume, split = _load(params)
-    return {name: Split(len(z), [volumes.to_square(volume[:, :, k], resolution)[None] for k in z])
-            for name, z in split.items()}
+    train, test = split["train"], split["test"]
+    return {"train": Split(len(train) * (1 + params["augment"]), _train_images(volume, train, params, resolution)),
+            "test": Split(len(test), [volumes.to_square(volume[:, :, k], resolution)[None] for k in test])}
 
 
 def describe(params: dict, resolution: int) -> dict:
@@ -117,4 +170,7 @@ def describe(params: dict, resolution: int) -> dict:
                       f"than {params['gap']} slices from any test slice",
         "train_slices": split["train"].tolist(),
         "test_slices": split["test"].tolist(),
+        "augmentation": f"{params['augment']} copies per training slice, after the slices; ranges +-{AUGMENT_RANGES}",
+        "augmented_copies": [{key: np.round(value, 4).tolist() for key, value in draw.items()}
+                             for draw in augment_draws(params, split["train"])],
     }

@@ -1,6 +1,7 @@
-"""Embedded datasets (deadleaves, photos, mri): shapes, ranges, splits, determinism, reference checks."""
+"""Embedded datasets (deadleaves, shapes, photos, mri): shapes, ranges, splits, determinism, reference checks."""
 
 import copy
+import hashlib
 
 import numpy as np
 import pytest
@@ -113,6 +114,81 @@ def test_deadleaves_validate_names_the_key(deadleaves, override, resolution, key
         deadleaves.validate(_params(deadleaves, **override), resolution)
 
 
+# ---------------------------------------------------------------- shapes
+
+@pytest.fixture(scope="module")
+def shapes():
+    return plugins.load_dataset("shapes")
+
+
+@pytest.mark.parametrize("n_channels", [1, 3])
+def test_shapes_shapes_ranges_and_split_sizes(shapes, n_channels):
+    params = _params(shapes, n_train=40, n_test=12, channels=n_channels)
+    arrays = _build(shapes, params, 32)
+    assert shapes.channels(params) == n_channels
+    _check_images(arrays["train"], 40, n_channels, 32)
+    _check_images(arrays["test"], 12, n_channels, 32)
+    train = {a.tobytes() for a in arrays["train"]}
+    assert not train & {a.tobytes() for a in arrays["test"]}  # test drawn from another seed stream
+    assert len(train) == 40
+
+
+def test_shapes_is_deterministic_and_seeded_per_image(shapes):
+    params = _params(shapes, n_train=20, n_test=4)
+    first, second = _build(shapes, params, 16), _build(shapes, params, 16)
+    for split in ("train", "test"):
+        np.testing.assert_array_equal(first[split], second[split])
+    fewer = _build(shapes, _params(shapes, n_train=5, n_test=4), 16)
+    np.testing.assert_array_equal(fewer["train"], first["train"][:5])  # image i does not depend on n_train
+    other = _build(shapes, _params(shapes, n_train=20, n_test=4, seed=1), 16)
+    assert not np.array_equal(other["train"], first["train"])
+
+
+def _one_shape(shapes, kind, size=0.25, centre=(0.52, 0.47), resolution=32):
+    """Coverage of one white shape on black: render() of hand-set factors (one image, one channel)."""
+    factors = {"background": np.zeros((1, 2, 1)), "angle": np.zeros(1), "count": np.ones(1, dtype=int),
+               "kind": np.array([[shapes.KINDS.index(kind)]]), "size": np.array([[size]]),
+               "centre": np.array([[centre]]), "colour": np.ones((1, 1, 1))}
+    return shapes.render(factors, resolution)[0, 0]
+
+
+@pytest.mark.parametrize("kind, area", [("disk", np.pi * 8 ** 2), ("square", 16 ** 2),
+                                        ("triangle", 3 * np.sqrt(3) / 4 * 8 ** 2)])
+def test_shapes_edges_are_antialiased_but_sharp(shapes, kind, area):
+    """Size 8 px: the coverage adds up to the shape's area; edges are partial pixels, at most 2 across."""
+    alpha = _one_shape(shapes, kind)
+    np.testing.assert_allclose(alpha.sum(), area, rtol=0.01)
+    partial = (alpha > 0) & (alpha < 1)
+    assert partial.sum() > 20  # anti-aliased: the outline is drawn with intermediate values
+    row, column = partial[int(0.47 * 32)], partial[:, int(0.52 * 32)]  # through the centre
+    for profile in (row, column):
+        runs = np.diff(np.flatnonzero(np.diff(np.r_[0, profile.astype(int), 0])))[::2]
+        assert len(runs) == 2 and runs.max() <= 2  # two edges crossed, each within 2 px
+
+
+def test_shapes_are_painted_over_the_gradient(shapes):
+    """Partial pixels lie strictly between the background and the shape colour, as alpha blending does."""
+    factors = {"background": np.array([[[0.2], [0.4]]]), "angle": np.zeros(1), "count": np.ones(1, dtype=int),
+               "kind": np.array([[0]]), "size": np.array([[0.25]]), "centre": np.array([[[0.52, 0.47]]]),
+               "colour": np.ones((1, 1, 1))}
+    image = shapes.render(factors, 32)[0, 0]
+    background = 0.2 + 0.2 * (np.arange(32) + 0.5) / 32  # angle 0: the gradient runs left to right
+    alpha = _one_shape(shapes, "disk")
+    np.testing.assert_allclose(image, background + alpha * (1.0 - background), atol=1e-12)
+    np.testing.assert_allclose(image[0], background, atol=1e-12)  # row 0 holds no shape
+
+
+@pytest.mark.parametrize("override, resolution, key", [
+    ({"channels": 2}, 32, "channels"),
+    ({"max_shapes": 0}, 32, "max_shapes"),
+    ({"size_frac": [0.3, 0.1]}, 32, "size_frac"),
+    ({}, 48, "resolution"),
+])
+def test_shapes_validate_names_the_key(shapes, override, resolution, key):
+    with pytest.raises(ConfigError, match=key):
+        shapes.validate(_params(shapes, **override), resolution)
+
+
 # ---------------------------------------------------------------- photos
 
 @pytest.fixture(scope="module")
@@ -188,17 +264,61 @@ def test_mri_shapes_ranges_and_no_adjacent_slices(mri):
     arrays = _build(mri, params, 32)
     info = mri.describe(params, 32)
     train, test = np.array(info["train_slices"]), np.array(info["test_slices"])
-    _check_images(arrays["train"], len(train), 1, 32)
+    _check_images(arrays["train"], len(train) * (1 + params["augment"]), 1, 32)
     _check_images(arrays["test"], len(test), 1, 32)
     assert mri.channels(params) == 1
     assert len(train) > 60 and len(test) > 15
+    assert 1000 <= len(arrays["train"]) <= 1500  # the default augmentation grows the training set
     gaps = np.abs(train[:, None] - test[None, :])
     assert gaps.min() > params["gap"] >= 1  # no test slice next to a training slice
+    sources = [copy["slice"] for copy in info["augmented_copies"]]
+    assert len(sources) == len(train) * params["augment"] and set(sources) == set(train.tolist())
+
+
+# sha256 of the 32-px arrays as built before augmentation existed: augment 0 must keep reproducing them
+_UNAUGMENTED_SHA256 = {"train": "d43a1f1bf0558030ea1437571d60f0f6562b471139165fb1a06e6e8c4bf10129",
+                       "test": "bfaf8fc10bb328a7e81d872cf1fd3b111ee7a2c28507be30624421118383a698"}
+
+
+def test_mri_augment_zero_reproduces_the_unaugmented_arrays(mri):
+    plain = _build(mri, _params(mri, augment=0), 32)
+    assert {k: hashlib.sha256(v.tobytes()).hexdigest() for k, v in plain.items()} == _UNAUGMENTED_SHA256
+    one, two = _build(mri, _params(mri, augment=1), 32), _build(mri, _params(mri, augment=2), 32)
+    n = len(plain["train"])
+    assert len(one["train"]) == 2 * n and len(two["train"]) == 3 * n
+    for augmented in (one, two):
+        np.testing.assert_array_equal(augmented["test"], plain["test"])  # test slices are never augmented
+        np.testing.assert_array_equal(augmented["train"][:n], plain["train"])  # the slices first
+    np.testing.assert_array_equal(two["train"][:2 * n], one["train"])  # a copy does not depend on augment
+    assert not any(np.array_equal(c, s) for c, s in zip(one["train"][n:], plain["train"]))  # copies differ
+
+
+def test_mri_augment_slice_geometry_and_intensity(mri):
+    """Identity draws change nothing; a shift moves the content by shift * side; gamma and gain act on values."""
+    rng = np.random.default_rng(0)
+    image = np.zeros((40, 50), dtype=np.float32)
+    image[10:30, 15:35] = rng.uniform(0.2, 1.0, (20, 20))
+    identity = {"rotation_deg": 0.0, "scale": 1.0, "shift": [0.0, 0.0], "gamma": 1.0, "gain": 1.0}
+    np.testing.assert_allclose(mri.augment_slice(image, identity), image, atol=1e-5)
+    shifted = mri.augment_slice(image, {**identity, "shift": [0.1, -0.04]})  # 5 and -2 voxels of 50
+    np.testing.assert_allclose(shifted, np.roll(image, (5, -2), axis=(0, 1)), atol=1e-5)
+    np.testing.assert_allclose(mri.augment_slice(image, {**identity, "gamma": 2.0, "gain": 0.9}),
+                               0.9 * image ** 2, atol=1e-5)
+    rows, cols = np.mgrid[0:40, 0:50]
+    blob = np.exp(-((rows - 12) ** 2 + (cols - 35) ** 2) / 18.0).astype(np.float32)
+    turned = mri.augment_slice(blob, {**identity, "rotation_deg": 90.0, "scale": 1.05})
+
+    def offset(a):  # centroid relative to the slice centre
+        return np.array([(rows * a).sum(), (cols * a).sum()]) / a.sum() - [19.5, 24.5]
+
+    before, after = offset(blob), offset(turned)
+    np.testing.assert_allclose(np.linalg.norm(after), 1.05 * np.linalg.norm(before), rtol=0.01)
+    assert abs(before @ after) < 0.01 * before @ before  # turned by a right angle about the centre
 
 
 def test_mri_reads_the_template_through_the_shared_volume_path(mri):
     """Each image is volumes.to_square of the normalised template slice it claims to be."""
-    params = _params(mri)
+    params = _params(mri, augment=0)
     arrays = _build(mri, params, 64)
     info = mri.describe(params, 64)
     volume = volumes.normalise(volumes.load_volume(mri.template_path()), (0.5, 99.5))
@@ -210,7 +330,7 @@ def test_mri_reads_the_template_through_the_shared_volume_path(mri):
 
 
 def test_mri_deterministic_and_seed_moves_test_blocks(mri):
-    params = _params(mri)
+    params = _params(mri, augment=2)
     first, second = _build(mri, params, 32), _build(mri, params, 32)
     for split in ("train", "test"):
         np.testing.assert_array_equal(first[split], second[split])
@@ -234,6 +354,7 @@ def test_mri_split_slices_spreads_test_blocks_and_keeps_the_gap(mri):
     ({"clip_percentiles": [99, 1]}, 32, "clip_percentiles"),
     ({"min_brain_fraction": 1.5}, 32, "min_brain_fraction"),
     ({"gap": 0}, 32, "gap"),
+    ({"augment": -1}, 32, "augment"),
     ({}, 256, "resolution"),
 ])
 def test_mri_validate_names_the_key(mri, override, resolution, key):
