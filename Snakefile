@@ -29,6 +29,8 @@ localrules:
     all_figures,
     aggregate,
     tables,
+    comparison,
+    timing,
     figures,
 
 

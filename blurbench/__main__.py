@@ -54,7 +54,7 @@ def cmd_evaluate(a) -> None:
     from .evaluate import evaluate
 
     rows = evaluate(_eval_spec(a.spec), a.model, a.data, a.out, fid_stats=a.fid_stats,
-                    baselines=a.baselines, threads=a.threads, device=a.device)
+                    baselines=a.baselines, train_log=a.train_log, threads=a.threads, device=a.device)
     _print_rows(rows)
 
 
@@ -90,6 +90,14 @@ def cmd_tables(a) -> None:
     print(f"undertrained: {', '.join(bad) if bad else 'none'}")
 
 
+def cmd_comparison(a) -> None:
+    from .tables import write_comparison
+
+    for path in write_comparison(json.loads(a.main), [int(s) for s in a.seeds.split(",")], Path(a.results),
+                                 Path(a.out), n_boot=a.n_boot, n_boot_set=a.n_boot_set):
+        print(f"wrote {path}")
+
+
 def cmd_figures(a) -> None:
     from .figures import write_figures
 
@@ -98,6 +106,20 @@ def cmd_figures(a) -> None:
                               Path(a.out), kernel_methods=[m for m in a.kernel_methods.split(",") if m],
                               seed=a.seed):
         print(f"wrote {path}")
+
+
+def cmd_timing(a) -> None:
+    from .timing import write
+
+    write(a.inputs, a.root, a.out)
+    print(f"wrote {a.out}")
+
+
+def cmd_readme(a) -> None:
+    from .readme import rewrite
+
+    rewrite(a.readme, a.config)
+    print(f"rewrote the default-run table of {a.readme} from {a.config}")
 
 
 def cmd_fetch_weights(a) -> None:
@@ -145,6 +167,7 @@ def main(argv=None) -> int:
     s.add_argument("--data", required=True)
     s.add_argument("--fid-stats")
     s.add_argument("--baselines", help="the dataset's baselines metrics.csv (blur ladder for equivalent blur)")
+    s.add_argument("--train-log", help="the run's train_log.csv (the precision gain it logged)")
     s.add_argument("--out", required=True)
     s.add_argument("--threads", type=int, default=1)
     s.add_argument("--device", default="auto")
@@ -171,6 +194,15 @@ def main(argv=None) -> int:
     s.add_argument("--min-gain-db", type=float, default=3.0, help="adequacy margin over trivial baselines")
     s.set_defaults(func=cmd_tables)
 
+    s = sub.add_parser("comparison", help="paired differences against the reference method, with CIs")
+    s.add_argument("--main", required=True, help="JSON: datasets, methods, reference")
+    s.add_argument("--seeds", required=True, help="comma-separated seeds")
+    s.add_argument("--results", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--n-boot", type=int, default=2000)
+    s.add_argument("--n-boot-set", type=int, default=250)
+    s.set_defaults(func=cmd_comparison)
+
     s = sub.add_parser("figures", help="the paper's figures from metrics.csv and per-run artefacts")
     s.add_argument("--results", required=True)
     s.add_argument("--metrics", required=True)
@@ -179,6 +211,17 @@ def main(argv=None) -> int:
     s.add_argument("--kernel-methods", default="", help="comma-separated per-image blur methods")
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=cmd_figures)
+
+    s = sub.add_parser("timing", help="CPU and wall seconds per rule and job from benchmark files")
+    s.add_argument("--root", required=True, help="the benchmarks folder")
+    s.add_argument("--out", required=True)
+    s.add_argument("inputs", nargs="*")
+    s.set_defaults(func=cmd_timing)
+
+    s = sub.add_parser("readme", help="regenerate the README's default-run table from the config")
+    s.add_argument("--readme", default="README.md")
+    s.add_argument("--config", default="config/config.yaml")
+    s.set_defaults(func=cmd_readme)
 
     s = sub.add_parser("fetch-weights", help="download pretrained weights into the torch hub cache")
     s.add_argument("names", nargs="+")

@@ -34,7 +34,7 @@ DEFAULTS = {
     "train": {"steps": 2000, "batch_size": 64, "lr": 1e-3, "n_probe": 4, "log_every": 100},
     "evaluate": {"n_fid": 512, "fid": True, "fid_ablations": True, "lpips": True, "hfer_cutoff": 0.5,
                  "n_examples": 8, "batch_size": 64, "blur_ladder": [0.5, 1.0, 2.0, 4.0],
-                 "min_gain_db": 3.0, "n_boot": 2000, "n_boot_set": 200},
+                 "min_gain_db": 3.0, "n_boot": 2000, "n_boot_set": 250},
 }
 # The evaluate keys that per-run (and baseline) metrics depend on; the others shape only the tables.
 EVALUATE_KEYS = ("n_fid", "fid", "lpips", "hfer_cutoff", "n_examples", "batch_size")
@@ -70,7 +70,11 @@ def set_dotted(params: dict, dotted: str, value) -> dict:
     *parents, last = dotted.split(".")
     for part in parents:
         node = node[part]
-    node[last] = type(node[last])(value) if isinstance(node[last], (int, float)) and not isinstance(node[last], bool) else value
+    if isinstance(node[last], bool) != isinstance(value, bool):
+        raise ConfigError(f"ablation value {value!r} for '{dotted}': expected "
+                          f"{'true or false' if isinstance(node[last], bool) else 'a number'}")
+    numeric = isinstance(node[last], (int, float)) and not isinstance(node[last], bool)
+    node[last] = type(node[last])(value) if numeric else value
     return out
 
 

@@ -59,7 +59,8 @@ class RowWriter:
                     "status": "ok" if ok else "unavailable", "reason": "" if ok else reason,
                     "n": n if ok else 0})
         row.update(protocol)
-        row.update({k: ("" if v is None else v) for k, v in self.swept.items()})
+        # a switch is written 1/0 so that every swept column is numeric
+        row.update({k: ("" if v is None else int(v) if isinstance(v, bool) else v) for k, v in self.swept.items()})
         self.rows.append(row)
 
     def unavailable(self, metrics, reason: str) -> None:
@@ -210,6 +211,18 @@ def add_equivalent_blur(rows: RowWriter, hfer_value: float | None, ladder, n: in
                  version=_version("blurbench"), note=note or f"blur ladder σ = {', '.join(f'{s:g}' for s in ladder[0])} px")
 
 
+def add_gain(rows: RowWriter, train_log: str | Path | None) -> None:
+    """The precision gain the method logged over its last log interval (`gain` in train_log.csv)."""
+    import pandas as pd
+
+    log = pd.read_csv(train_log) if train_log and Path(train_log).is_file() else None
+    if log is None or "gain" not in log.columns or log.empty:
+        rows.add("gain", reason="the method logs no precision gain (not a Gaussian term with a fixed σ²)")
+        return
+    rows.add("gain", float(log["gain"].iloc[-1]), n=1, implementation="train_log.csv", version="",
+             note="mean over the last log interval of training")
+
+
 def run_labels(spec: EvalSpec, prov: dict) -> dict:
     r = spec.run
     return {"run_id": r.run_id, "dataset": r.dataset, "method": r.method, "variant": r.variant,
@@ -219,7 +232,7 @@ def run_labels(spec: EvalSpec, prov: dict) -> dict:
 
 def evaluate(spec: EvalSpec, model_path: str | Path, data_dir: str | Path, out_dir: str | Path,
              fid_stats: str | Path | None = None, baselines: str | Path | None = None,
-             threads: int = 1, device: str = "auto") -> list[dict]:
+             train_log: str | Path | None = None, threads: int = 1, device: str = "auto") -> list[dict]:
     """Write eval/metrics.csv, per_image.csv, features.npz, examples.npz, spectra.npz, recon.png,
     samples.png and provenance.json for one run."""
     out_dir = Path(out_dir)
@@ -255,6 +268,7 @@ def evaluate(spec: EvalSpec, model_path: str | Path, data_dir: str | Path, out_d
     add_equivalent_blur(rows, hfer, read_ladder(baselines), x.shape[0])
     rows.add("rate", float(rate.mean()), n=len(rate), implementation="closed-form Gaussian KL",
              version=_version("torch"), note="KL(q(z|x) || N(0, I)), nats per image")
+    add_gain(rows, train_log)
     cut = ev["hfer_cutoff"]
     h_gen = spectra.high_band_energy(samples, cut)
     rows.add("hfer_gen", spectra.hfer_from_energies(h_gen, h_data), n=samples.shape[0], **hfer_protocol(cut))

@@ -335,6 +335,46 @@ def training_curves(dataset: str, logs: dict, out_base: Path) -> list[Path]:
     return save_figure(fig, out_base)
 
 
+# ----------------------------------------------------------------------------- rate vs sharpness
+RATE_PANELS = ["hfer_recon", "lpips", "fid_recon", "fid_gen"]
+
+
+def rate_figure(metrics_csv: Path, dataset: str, sweep: dict, out_base: Path) -> list[Path]:
+    """Sharpness against rate: the L2 σ² sweep as a curve, every other run as a labelled point.
+
+    One panel per metric of RATE_PANELS; values are means over seeds (tables.controls_summary).
+    """
+    from .results_schema import metric_header
+    from .tables import controls_summary, load_metrics
+
+    plt = _pyplot()
+    summary = controls_summary(load_metrics(metrics_csv), dataset, sweep, ["rate", "gain", *RATE_PANELS])
+    wide = summary.pivot_table(index=["variant", "role", "g"], columns="metric", values="mean",
+                               dropna=False).reset_index() if len(summary) else None
+    fig, axes = plt.subplots(1, len(RATE_PANELS), figsize=(3.4 * len(RATE_PANELS), 3.2), squeeze=False)
+    for ax, metric in zip(axes[0], RATE_PANELS):
+        ax.set_title(metric_header(metric), fontsize=9)
+        ax.set_xlabel("rate (nats per image)", fontsize=8)
+        if wide is None or metric not in wide or wide[metric].notna().sum() == 0:
+            _na(ax, "; ".join(dict.fromkeys(summary.loc[summary["metric"] == metric, "reason"]))
+                if len(summary) else "no runs")
+            continue
+        curve = wide[(wide["role"] == "sweep") & wide[metric].notna() & wide["rate"].notna()].sort_values("g")
+        ax.plot(curve["rate"], curve[metric], "-o", color="black", label="L2 σ²/g")
+        for r in curve.itertuples():
+            ax.annotate(f"g={r.g:g}", (r.rate, getattr(r, metric)), fontsize=6, xytext=(3, 3),
+                        textcoords="offset points")
+        points = wide[(wide["role"] == "point") & wide[metric].notna() & wide["rate"].notna()]
+        for i, r in enumerate(points.itertuples()):
+            gain = getattr(r, "gain", np.nan)
+            label = r.variant + (f" (gain {gain:.2g})" if np.isfinite(gain) and gain != 1 else "")
+            ax.scatter(r.rate, getattr(r, metric), marker="s", color=f"C{i % 10}", label=label, zorder=3)
+        ax.legend(fontsize=5)
+    fig.suptitle(f"{dataset}: sharpness against rate (mean over seeds); the curve is L2 at σ²/g", fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, out_base)
+
+
 # ----------------------------------------------------------------------------- all figures
 def figure_names(main: dict, ablations: dict, kernel_methods: list[str]) -> list[str]:
     """File stems `write_figures` writes (each as .png and .pdf), for the rule's outputs."""
@@ -342,7 +382,14 @@ def figure_names(main: dict, ablations: dict, kernel_methods: list[str]) -> list
     names += [f"kernels_{d}_{m}" for d in main["datasets"] for m in kernel_methods]
     names += [f"ablation_{a}" for a in ablations or {}]
     names += ["spectra"] + [f"training_{d}" for d in main["datasets"]]
+    names += [f"rate_{d}" for d in sweep_datasets(ablations)]
     return names
+
+
+def sweep_datasets(ablations: dict) -> list[str]:
+    from .tables import sweep_ablations
+
+    return list(dict.fromkeys(a["dataset"] for a in sweep_ablations(ablations).values()))
 
 
 def write_figures(results_dir: Path, metrics_csv: Path, main: dict, ablations: dict, out_dir: Path,
@@ -368,4 +415,8 @@ def write_figures(results_dir: Path, metrics_csv: Path, main: dict, ablations: d
     for d in main["datasets"]:
         paths += training_curves(d, {m: run(d, m) / "train_log.csv" for m in methods},
                                  out_dir / f"training_{d}")
+    from .tables import sweep_ablations
+
+    for dataset, sweep in {a["dataset"]: a for a in sweep_ablations(ablations).values()}.items():
+        paths += rate_figure(metrics_csv, dataset, sweep, out_dir / f"rate_{dataset}")
     return paths

@@ -17,9 +17,12 @@ RESULTS = "results"
 
 
 def format_value(value) -> str:
-    """The one spelling of a number in a name: 0.5 -> '0.5', 1.0 -> '1', 7 -> '7', 1e-4 -> '0.0001'."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"ablation value {value!r} is not a number")
+    """The one spelling of a value in a name: 0.5 -> '0.5', 1.0 -> '1', 7 -> '7', 1e-4 -> '0.0001',
+    True -> 'true' (a switch ablated on and off)."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if not isinstance(value, (int, float)):
+        raise ConfigError(f"ablation value {value!r} is not a number or true/false")
     if float(value).is_integer():
         return str(int(value))
     return np.format_float_positional(float(value), trim="-")

@@ -8,6 +8,11 @@ A method file `methods/<name>.py` defines:
   - optionally `validate_for_dataset(params, resolution, channels) -> None`: raise `ConfigError`
     when the (validated) params cannot run on a dataset's images, so that the grid is refused
     before any job starts rather than when its training begins.
+  - optionally `resolve_params(params, *, resolution, channels, methods) -> params`: the params a
+    run on that dataset uses, with values that depend on it filled in (e.g. `l2`'s `match_gain_of`
+    turns into a σ² divisor); `methods` maps every configured method to its plugin and params.
+  - optionally `weights(params) -> list[str]`: the pretrained weights (`blurbench.weights.SPECS`
+    names) the term needs, so `snakemake fetch_weights` fetches them.
 
 The training budget is `train.steps` optimiser steps, numbered 0 … steps − 1 across epochs. The
 loop calls, per step t: `loss = term.loss(x, x_hat, z, t) + beta * KL`, the VAE optimiser step,

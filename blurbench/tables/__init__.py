@@ -12,11 +12,13 @@ from pathlib import Path
 import numpy as np
 
 from ..layout import format_value
-from ..results_schema import (ABLATION_METRICS, BASELINE_METRICS, FID_MIN_N, GEN_METRICS, METRICS,
-                              RECON_METRICS, metric_header)
+from ..results_schema import (ABLATION_METRICS, BASELINE_METHOD, BASELINE_METRICS, COMPARISON_METRICS,
+                              CONTROL_METRICS, FID_MIN_N, GEN_METRICS, METRICS, RECON_METRICS,
+                              metric_header)
 from .render import Cell, Footnotes, Table, atomic_write_text, write_table
 from .summaries import (CELL_NOTE_PREFIX, ablation_rows, ablation_summary, adequacy, baseline_summary,
-                        load_metrics, main_summary, mark_best, undertrained_note)
+                        controls_summary, load_metrics, main_summary, mark_best, sweep_ablations,
+                        undertrained_note)
 
 PARAM_LABELS = {"blur.eps": "ε", "kernel.size": "kernel size", "sigma2_divisor": "σ² divisor g",
                 "blur.normalize_gain": "normalised gain"}
@@ -158,9 +160,93 @@ def ablation_table(df, name: str, ablation: dict, metrics: list[str] = ABLATION_
                                          [ablation["dataset"]])), summary
 
 
+def controls_table(df, ablations: dict):
+    """(Table, summary): per dataset with an L2 σ² sweep, the sweep's points and every other run's,
+    on the rate axis: a method whose sharpness lies above the sweep's curve at equal rate is more
+    than a change of effective β."""
+    import pandas as pd
+
+    notes = Footnotes()
+    rows, starts, parts = [], [], []
+    for sweep in sweep_ablations(ablations).values():
+        summary = controls_summary(df, sweep["dataset"], sweep, CONTROL_METRICS)
+        parts.append(summary)
+        cells = _by_key(summary, ["variant"])
+        starts.append(len(rows))
+        for variant in dict.fromkeys(summary["variant"]):
+            first = cells[(variant, CONTROL_METRICS[0])]
+            role, g = first["role"], first["g"]
+            label = f"{variant} (L2 at σ²/{format_value(g)})" if role == "sweep" else variant
+            rows.append([Cell(sweep["dataset"]), Cell(label)]
+                        + [_value_cell(cells[(variant, m)], m, notes) for m in CONTROL_METRICS])
+    summary = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    legend = ("L2 at σ²/g for each g of the sweep, then every other run on the dataset. 'precision gain' is "
+              "the weight on a white reconstruction error relative to L2 at model.sigma2 at the end of "
+              "training (⟨|W|²⟩ of the blur term, g of an L2 run): a blur-Wiener run that is sharper than L2 "
+              "only where L2 with the same gain or rate is equally sharp shows a change of effective β, not "
+              "of spectral shape. Figure rate_<dataset> draws the same numbers. Mean ± std over seeds.")
+    used = df[df["dataset"].isin([a["dataset"] for a in sweep_ablations(ablations).values()])
+              & (df["method"] != BASELINE_METHOD)]
+    table = Table(name="controls", title="Controls: sharpness against rate, and the L2 σ² sweep",
+                  header=["Dataset", "Run"] + [metric_header(m) for m in CONTROL_METRICS], rows=rows,
+                  n_keys=2, group_starts=starts, legend=legend, footnotes=notes.texts,
+                  protocol=protocol_notes(used, CONTROL_METRICS, sorted(set(used["dataset"]))))
+    return table, summary
+
+
+VERDICT_MARKS = {"better": "better", "worse": "worse", "no detectable difference": "n.d."}
+
+
+def comparison_table(comparison, main: dict) -> Table:
+    """Rows dataset × method, a column per metric: method − reference, its CI and a verdict."""
+    notes = Footnotes()
+    metrics = list(dict.fromkeys(comparison["metric"])) or list(COMPARISON_METRICS)
+    cells = {(r["dataset"], r["method"], r["metric"]): r for r in comparison.to_dict("records")}
+    rows, starts = [], []
+    reference = main["reference"]
+    for dataset in main["datasets"]:
+        starts.append(len(rows))
+        for method in main["methods"]:
+            if method == reference:
+                continue
+            row = [Cell(dataset), Cell(method)]
+            for metric in metrics:
+                c = cells.get((dataset, method, metric))
+                if c is None or not np.isfinite(c["diff"]):
+                    row.append(Cell("n/a", notes=notes.numbers(c["reason"] if c else "no results")))
+                    continue
+                d = METRICS[metric].decimals + 1  # differences are small: one decimal more than the tables
+                text = f"{c['diff']:+.{d}f} [{c['lo']:+.{d}f}, {c['hi']:+.{d}f}] {VERDICT_MARKS[c['verdict']]}"
+                row.append(Cell(text, best=c["verdict"] == "better"))
+            rows.append(row)
+    ok = comparison[comparison["ci"] != ""]
+    by_ci: dict[str, list[str]] = {}
+    for m, ci in dict.fromkeys(zip(ok["metric"], ok["ci"])):
+        by_ci.setdefault(ci, []).append(METRICS[m].label)
+    protocol = [f"{', '.join(labels)}: {ci}." for ci, labels in by_ci.items()]
+    level = f"{100 * comparison['level'].iloc[0]:g}%" if len(comparison) else "95%"
+    legend = (f"Each cell: method − {reference} on the same test images (samples: the same prior draws), "
+              f"[{level} bootstrap CI], and the verdict by each metric's direction (↓ lower is better, "
+              "↑ higher is better, →1 closest to 1): better (bold), worse, or n.d. = no detectable "
+              "difference (the CI contains 0).")
+    return Table(name="comparison", title=f"Paired differences against {reference}",
+                 header=["Dataset", "Method"] + [metric_header(m) for m in metrics], rows=rows, n_keys=2,
+                 group_starts=starts, legend=legend, footnotes=notes.texts, protocol=protocol)
+
+
+def write_comparison(main: dict, seeds: list[int], results: Path, out_dir: Path, n_boot: int,
+                     n_boot_set: int) -> list[Path]:
+    """results/tables/comparison.{csv,md,tex,html}."""
+    from ..comparison import compare
+
+    comparison = compare(main, seeds, results, n_boot, n_boot_set)
+    return write_table(comparison_table(comparison, main), comparison, out_dir)
+
+
 def table_names(ablations: dict) -> list[str]:
     """File stems the tables rule writes (each as .csv, .md, .tex, .html)."""
-    return ["reconstruction", "generation"] + [f"ablation_{n}" for n in ablations]
+    return (["reconstruction", "generation"] + [f"ablation_{n}" for n in ablations]
+            + ["controls"] * bool(sweep_ablations(ablations)))
 
 
 def build_tables(metrics_csv: Path, ablations: dict, main: dict, min_gain_db: float = 3.0) -> list[tuple[Table, object]]:
@@ -170,6 +256,8 @@ def build_tables(metrics_csv: Path, ablations: dict, main: dict, min_gain_db: fl
                       min_gain_db=min_gain_db),
            main_table(df, main, GEN_METRICS, "generation", "Generation (decoder samples, z ∼ N(0, I))")]
     out += [ablation_table(df, name, abl) for name, abl in (ablations or {}).items()]
+    if sweep_ablations(ablations):
+        out.append(controls_table(df, ablations))
     return out
 
 

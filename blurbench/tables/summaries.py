@@ -21,8 +21,8 @@ import numpy as np
 
 from ..errors import DataError
 from ..layout import LADDER_PREFIX, variant_name
-from ..results_schema import (ABLATION_METRICS, BASELINE_METHOD, METRICS, REQUIRED_COLUMNS, STATUSES,
-                              TRIVIAL_BASELINES)
+from ..results_schema import (ABLATION_METRICS, BASELINE_METHOD, METRICS, REQUIRED_COLUMNS,
+                              SIGMA2_SWEEP_PARAM, STATUSES, TRIVIAL_BASELINES)
 
 NO_RESULTS = "no results"
 # Row notes that belong to one cell (a footnote there), not to the protocol of the whole column.
@@ -205,3 +205,36 @@ def mark_best(summary, group_cols: list[str]):
         score = {"min": shown, "max": -shown, "one": (shown - 1).abs().round(decimals)}[direction]
         summary.loc[score[score == score.min()].index, "best"] = True
     return summary
+
+
+def sweep_ablations(ablations: dict) -> dict:
+    """The ablations that sweep L2's σ² (name -> ablation): the control curve of each dataset."""
+    return {n: a for n, a in (ablations or {}).items() if a["param"] == SIGMA2_SWEEP_PARAM}
+
+
+def controls_summary(df, dataset: str, sweep: dict, metrics: list[str]):
+    """One row per (variant, metric) on `dataset`: the σ² sweep (role 'sweep', with its divisor g)
+    first, then every other trained variant (role 'point')."""
+    import pandas as pd
+
+    runs = df[(df["dataset"] == dataset) & (df["method"] != BASELINE_METHOD)]
+    tag = sweep.get("tag")
+    sweep_variants = {}
+    for method in sweep["methods"]:
+        for value in sweep["values"]:
+            hit = runs[(runs["method"] == method) & runs["variant"].isin({method, variant_name(method, tag, value)})]
+            swept = pd.to_numeric(hit[SIGMA2_SWEEP_PARAM], errors="coerce") if SIGMA2_SWEEP_PARAM in hit else None
+            if swept is not None:
+                hit = hit[np.isclose(swept, float(value))]
+            for v in dict.fromkeys(hit["variant"]):
+                sweep_variants[v] = float(value)
+    others = [v for v in dict.fromkeys(runs["variant"]) if v not in sweep_variants]
+    out = []
+    for variant in [*sweep_variants, *others]:
+        part = runs[runs["variant"] == variant]
+        for metric in metrics:
+            cell = _summarize_cell(part[part["metric"] == metric])
+            out.append({"dataset": dataset, "variant": variant, "method": part["method"].iloc[0],
+                        "role": "sweep" if variant in sweep_variants else "point",
+                        "g": sweep_variants.get(variant, np.nan), "metric": metric, **cell})
+    return pd.DataFrame(out)

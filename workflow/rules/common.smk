@@ -123,7 +123,8 @@ def _figure_caption(name):
 
 
 FIGURE_SUBCATEGORY = {"qualitative": "Qualitative", "kernels": "Kernel evolution",
-                      "ablation": "Ablations", "spectra": "Power spectra", "training": "Training"}
+                      "ablation": "Ablations", "spectra": "Power spectra", "training": "Training",
+                      "rate": "Controls: rate and sharpness"}
 
 
 # Per-run files the figures read; every run writes them, an untrained one empty (shown as n/a).

@@ -5,6 +5,7 @@
 rule evaluate:
     input:
         model=f"{RUN}/model.pt",
+        train_log=f"{RUN}/train_log.csv",
         test=f"{DATA}/test.npy",
         fid_stats=fid_stats_input,
         baselines=f"{BASELINES}/metrics.csv",
@@ -35,7 +36,7 @@ rule evaluate:
         CONDA_ENV
     shell:
         "python -m blurbench evaluate --spec {params.spec:q} --model {input.model:q} "
-        "--data {params.data_dir:q} {params.fid_flag} --baselines {input.baselines:q} --out {params.out_dir:q} "
+        "--data {params.data_dir:q} {params.fid_flag} --baselines {input.baselines:q} --train-log {input.train_log:q} --out {params.out_dir:q} "
         "--threads {threads} --device {DEVICE} > {log:q} 2>&1"
 
 

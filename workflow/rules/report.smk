@@ -26,6 +26,38 @@ rule tables:
         "--experiments {params.experiments:q} --min-gain-db {params.min_gain_db} > {log:q} 2>&1"
 
 
+rule comparison:
+    """Every method against the reference, paired, with bootstrap CIs (blurbench.comparison)."""
+    input:
+        per_image=[f"{layout.run_dir(d, m, s)}/eval/per_image.csv" for d in MAIN["datasets"]
+                   for m in MAIN["methods"] for s in GRID.config["seeds"]],
+        features=[f"{layout.run_dir(d, m, s)}/eval/features.npz" for d in MAIN["datasets"]
+                  for m in MAIN["methods"] for s in GRID.config["seeds"]],
+        baselines=[f"{layout.baselines_dir(d)}/metrics.csv" for d in MAIN["datasets"]],
+        fid_stats=[layout.fid_stats_path(d) for d in MAIN["datasets"]] if GRID.config["evaluate"]["fid"] else [],
+    output:
+        csv=f"{RESULTS}/tables/comparison.csv",
+        md=f"{RESULTS}/tables/comparison.md",
+        tex=f"{RESULTS}/tables/comparison.tex",
+        html=report(f"{RESULTS}/tables/comparison.html", caption="../report/table_comparison.rst",
+                    category="Comparison", labels={"table": "comparison"}),
+    params:
+        main=json.dumps({k: MAIN[k] for k in ("datasets", "methods", "reference")}, sort_keys=True),
+        seeds=",".join(map(str, GRID.config["seeds"])),
+        n_boot=GRID.config["evaluate"]["n_boot"],
+        n_boot_set=GRID.config["evaluate"]["n_boot_set"],
+        out_dir=lambda wc, output: os.path.dirname(output.csv),
+    log:
+        f"{RESULTS}/logs/comparison.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/comparison.tsv"
+    conda:
+        CONDA_ENV
+    shell:
+        "python -m blurbench comparison --main {params.main:q} --seeds {params.seeds} --results {RESULTS} "
+        "--out {params.out_dir:q} --n-boot {params.n_boot} --n-boot-set {params.n_boot_set} > {log:q} 2>&1"
+
+
 rule figures:
     input:
         metrics=f"{RESULTS}/metrics.csv",
@@ -54,10 +86,30 @@ rule figures:
         "--kernel-methods {params.kernel_methods:q} --seed {params.seed} > {log:q} 2>&1"
 
 
+rule timing:
+    """CPU seconds per rule and per job (results/timing.csv), from the jobs' benchmark files."""
+    input:
+        [f"{RESULTS}/benchmarks/{rule}/{layout.run_id(s.dataset, s.variant, s.seed)}.tsv"
+         for s in GRID.runs.values() for rule in ("train", "evaluate")]
+        + [f"{RESULTS}/benchmarks/{rule}/{d}.tsv" for d in RUN_DATASETS
+           for rule in ("prepare", "baselines") + (("fid_stats",) if GRID.config["evaluate"]["fid"] else ())]
+        + [f"{RESULTS}/benchmarks/comparison.tsv"],
+    output:
+        f"{RESULTS}/timing.csv",
+    log:
+        f"{RESULTS}/logs/timing.log",
+    conda:
+        CONDA_ENV
+    shell:
+        "python -m blurbench timing --root {RESULTS}/benchmarks --out {output:q} {input:q} > {log:q} 2>&1"
+
+
 rule all_tables:
     input:
+        rules.comparison.output,
         rules.tables.output,
         rules.run_grid.output,
+        rules.timing.output,
 
 
 onsuccess:
