@@ -32,11 +32,16 @@ class Split:
     images: Iterable[np.ndarray]
 
 
-def check_counts_and_download(params: dict) -> None:
-    """The checks every loader of a real dataset shares: `n_train`/`n_test` caps and `download`."""
+def check_counts(params: dict) -> None:
+    """`n_train`/`n_test`: a positive integer cap, or null for all images."""
     for key in ("n_train", "n_test"):
         n = params[key]
         if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
             raise ConfigError(f"params.{key}: {n!r}; expected a positive integer or null (all images)")
+
+
+def check_counts_and_download(params: dict) -> None:
+    """The checks every loader of a downloadable dataset shares: the caps and `download`."""
+    check_counts(params)
     if not isinstance(params["download"], bool):
         raise ConfigError(f"params.download: {params['download']!r}; expected true or false")

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from blurbench import folders
-from blurbench.dataset_api import Split
+from blurbench.dataset_api import Split, check_counts
 from blurbench.errors import ConfigError, DataError
 
 PARAMS = {
@@ -77,10 +77,7 @@ def _check_params(params: dict, resolution: int) -> None:
         raise ConfigError(f"params.channels: {params['channels']!r}; expected 1 (grey) or 3 (colour)")
     if params["fit"] not in FITS:
         raise ConfigError(f"params.fit: {params['fit']!r}; expected one of {', '.join(FITS)}")
-    for key in ("n_train", "n_test"):
-        n = params[key]
-        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
-            raise ConfigError(f"params.{key}: {n!r}; expected a positive integer or null (all images)")
+    check_counts(params)
     if not isinstance(params["skip_unreadable"], bool):
         raise ConfigError(f"params.skip_unreadable: {params['skip_unreadable']!r}; expected true or false")
 
