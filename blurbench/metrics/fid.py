@@ -2,12 +2,21 @@
 
 The network is built by pytorch-fid's own code with the state dict from `blurbench.weights`
 (loaded here, so pytorch-fid never downloads). Feature extraction is made fast without changing
-the features (checked against pytorch-fid to ≤ 1e-4 in tests/test_fid.py and benchmarks/bench_fid.py):
+the features (checked against pytorch-fid to ≤ 1e-4 in tests/test_fid.py and benchmarks/bench_fid.py).
+
+On CPU, with onnxruntime installed, the network runs in ONNX Runtime (`fid_onnx`: exported once,
+f32, a job's k threads run k batches side by side). Otherwise, and on CUDA or any other device,
+it runs in torch:
 - batch norm folded into the preceding convolution (the same affine map, one pass fewer per layer),
-- channels_last memory format (oneDNN's fast convolution path on CPU),
-- torch.inference_mode, moderate batches, uint8 images converted batch by batch,
+- channels_last memory format (oneDNN's fast convolution path on CPU, cuDNN's NHWC kernels on GPU),
+- torch.inference_mode, moderate batches, images sent to the device and converted batch by batch,
+  features copied back as float64. On CUDA, convolutions may use TF32 where torch's default
+  allows it (torch.backends.cudnn.allow_tf32), as pytorch-fid's own GPU runs do. ONNX Runtime's
+  GPU providers are not used: the model already runs on the GPU in torch, and they would be a
+  second CUDA stack to install (not measured here: no GPU on the development machine),
 - glibc malloc told to keep freed memory (see `_keep_freed_memory`): otherwise every large
   activation is a fresh mmap whose pages the kernel zero-fills, about a third of the time.
+`info()` names the runtime that computed the features.
 
 The Fréchet distance uses the symmetric eigenvalue form (stable, no complex square root):
 Tr sqrt(Σ1 Σ2) = Σ sqrt(eig(Σ1^½ Σ2 Σ1^½)), and from features with N ≤ d the exact N×N Gram form.
@@ -24,6 +33,7 @@ from ..atomic import write_npz
 DIMS = 2048
 DEFAULT_BATCH = 50   # images per forward pass (16 and 50 measured alike once malloc keeps memory)
 _CACHE: dict = {}    # (weights path, device) -> (fast model, WeightsInfo)
+_LAST_RUNTIME = None  # runtime of the last features call, for info()
 
 
 def _version(dist: str) -> str:
@@ -123,55 +133,95 @@ def _check_images(images, what: str):
     return images
 
 
-def _batch(images, start: int, stop: int, device):
-    """Images [start, stop) as float32 in [0, 1], 3 channels, channels_last, on `device`."""
+def _plan(sizes, batch_size: int, parts: int) -> list[list[tuple[int, int, int]]]:
+    """Batches of (set, start, stop) slices over all sets in order, running across set boundaries.
+
+    Near-equal batches of at most `batch_size` images, their count a multiple of `parts` (the
+    batches run in parallel), so no worker waits on a half-empty last batch.
+    """
+    total = sum(sizes)
+    count = parts * -(-total // (parts * batch_size))
+    cuts = np.linspace(0, total, count + 1).round().astype(int).tolist()
+    starts = np.cumsum([0, *sizes]).tolist()
+    batches = []
+    for lo, hi in zip(cuts[:-1], cuts[1:]):
+        batch = [(i, max(lo, s0) - s0, min(hi, s1) - s0)
+                 for i, (s0, s1) in enumerate(zip(starts[:-1], starts[1:])) if max(lo, s0) < min(hi, s1)]
+        if batch:
+            batches.append(batch)
+    return batches
+
+
+def _gather(sets, batch, device):
+    """A batch's images as float32 in [0, 1], 3 channels (1 replicated), N×3×H×W, on `device`."""
     import torch
 
-    x = images[start:stop].to(device)
-    x = x.float().div_(255) if x.dtype == torch.uint8 else x.float()
-    if x.shape[1] == 1:
-        x = x.expand(-1, 3, -1, -1)
-    return x.contiguous(memory_format=torch.channels_last)
+    parts = []
+    for i, start, stop in batch:
+        x = sets[i][start:stop].to(device)
+        x = x.float().div_(255) if x.dtype == torch.uint8 else x.float()
+        parts.append(x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x)
+    return torch.cat(parts)
+
+
+def _torch_pool3(sets, batches, device) -> list:
+    import torch
+
+    model, _ = _fast_model(device)
+    _keep_freed_memory()
+    with torch.inference_mode():
+        return [model(_gather(sets, b, device).contiguous(memory_format=torch.channels_last))[0]
+                .flatten(1).cpu().numpy() for b in batches]
+
+
+def _on_onnxruntime(device) -> bool:
+    import torch
+
+    from . import fid_onnx
+
+    return torch.device(device).type == "cpu" and fid_onnx.available()
+
+
+def _runtime(device) -> str:
+    """The runtime `features_many` uses on `device`, as recorded in the rows."""
+    import torch
+
+    from . import fid_onnx
+
+    if _on_onnxruntime(device):
+        return fid_onnx.runtime()
+    return f"torch {torch.__version__} {torch.device(device).type}"
 
 
 def features_many(image_sets, batch_size: int = DEFAULT_BATCH, device="cpu") -> list[np.ndarray]:
     """Pool3 features (N_i, 2048) float64 of each image set, all sets streamed through one pass.
 
     Batches run across set boundaries, so two sets cost one model load and no half-empty batch.
+    On CPU the job's torch.get_num_threads() threads are all it uses.
     """
     import torch
 
+    from . import fid_onnx
+
+    global _LAST_RUNTIME
     if batch_size < 1:
         raise ValueError(f"batch_size: expected ≥ 1, got {batch_size}")
     sets = [_check_images(s, f"image set {i}") for i, s in enumerate(image_sets)]
-    model, _ = _fast_model(device)
-    _keep_freed_memory()
-    outs = [np.empty((s.shape[0], DIMS)) for s in sets]
-    pending = []  # (set index, start, stop) slices making up the next batch
-
-    def run():
-        x = torch.cat([_batch(sets[i], a, b, device) for i, a, b in pending])
-        feats = model(x)[0].flatten(1).double().cpu().numpy()
+    sizes = [s.shape[0] for s in sets]
+    if _on_onnxruntime(device):
+        threads = torch.get_num_threads()
+        batches = _plan(sizes, min(batch_size, fid_onnx.MAX_BATCH), threads)
+        feats = fid_onnx.pool3(lambda b: _gather(sets, b, "cpu").numpy(), batches, threads)
+    else:
+        batches = _plan(sizes, batch_size, 1)
+        feats = _torch_pool3(sets, batches, device)
+    _LAST_RUNTIME = _runtime(device)
+    outs = [np.empty((n, DIMS)) for n in sizes]
+    for batch, f in zip(batches, feats):
         offset = 0
-        for i, a, b in pending:
-            outs[i][a:b] = feats[offset:offset + b - a]
-            offset += b - a
-        pending.clear()
-
-    with torch.inference_mode():
-        filled = 0
-        for i, s in enumerate(sets):
-            start = 0
-            while start < s.shape[0]:
-                stop = min(s.shape[0], start + batch_size - filled)
-                pending.append((i, start, stop))
-                filled += stop - start
-                start = stop
-                if filled == batch_size:
-                    run()
-                    filled = 0
-        if pending:
-            run()
+        for i, start, stop in batch:
+            outs[i][start:stop] = f[offset:offset + stop - start]
+            offset += stop - start
     return outs
 
 
@@ -259,11 +309,16 @@ def load_stats(path):
 
 
 def info() -> dict:
-    """Protocol fields for metric rows; resolves (and if needed converts) the weights."""
+    """Protocol fields for metric rows; resolves (and if needed converts) the weights.
+
+    `implementation` names the runtime of this process's last features call (before any, the
+    one a CPU call would use), so a row records what computed its features.
+    """
     from .. import weights
 
     w = weights.resolve("fid_inception")
-    return {"implementation": "pytorch-fid", "version": _version("pytorch-fid"),
+    runtime = _LAST_RUNTIME or _runtime("cpu")
+    return {"implementation": f"pytorch-fid ({runtime})", "version": _version("pytorch-fid"),
             "feature_extractor": f"InceptionV3 FID weights ({w.path.name}), pool3 {DIMS}-d, "
                                  "bilinear resize to 299",
             "weights_source": w.source}
