@@ -68,8 +68,15 @@ def open_split(path: str | Path) -> np.ndarray:
 
 
 def to_float(batch: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
-    """uint8 N×C×H×W -> float32 tensor in [0, 1]."""
-    return torch.from_numpy(np.array(batch, dtype=np.uint8)).to(device).float().div_(255.0)
+    """uint8 N×C×H×W -> float32 tensor in [0, 1] on `device`, sent as uint8 and converted there.
+
+    To a GPU the batch goes from pinned memory without blocking: a copy from pageable memory makes
+    the host wait for the GPU to finish all queued work, a sync at every training step.
+    """
+    x = torch.from_numpy(np.array(batch, dtype=np.uint8))
+    if torch.device(device).type == "cuda":
+        x = x.pin_memory().to(device, non_blocking=True)
+    return x.to(device).float().div_(255.0)
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:

@@ -9,6 +9,7 @@ state; the final model equals that of an uninterrupted run, even when the budget
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import math
 import time
@@ -42,10 +43,22 @@ def setup_torch(threads: int, seed: int, device: torch.device) -> None:
         torch.use_deterministic_algorithms(True)
 
 
+def memory_format(device: torch.device) -> torch.memory_format:
+    """The model's weight layout: channels_last on CPU, where it makes a ConvVAE step ~1.3× faster
+    (benchmarks/bench_train.py); unmeasured on CUDA, so contiguous there. Inputs need no conversion:
+    a convolution with channels_last weights returns channels_last activations."""
+    return torch.channels_last if device.type == "cpu" else torch.contiguous_format
+
+
 def build_model(spec: RunSpec) -> ConvVAE:
     m = spec.model
     return ConvVAE(spec.channels, spec.resolution, latent_dim=m["latent_dim"],
                    base_width=m["base_width"], max_width=m["max_width"])
+
+
+def build_optimizer(model: torch.nn.Module, lr: float) -> torch.optim.Adam:
+    """Adam, fused: one kernel over all parameters, 2-5% faster steps than its per-tensor loop on CPU."""
+    return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
 
 
 def build_term(spec: RunSpec, device: torch.device):
@@ -65,10 +78,16 @@ def batch_indices(step: int, n: int, batch_size: int, seed: int) -> np.ndarray:
     A pure function of the step, so a run resumed at any step sees exactly the batches an
     uninterrupted run sees, whether or not the budget ends mid-pass.
     """
-    batches = -(-n // batch_size)
-    epoch, b = divmod(step, batches)
+    epoch, b = divmod(step, -(-n // batch_size))
+    return np.sort(_pass_order(n, seed, epoch)[b * batch_size:(b + 1) * batch_size])
+
+
+@functools.lru_cache(maxsize=2)
+def _pass_order(n: int, seed: int, epoch: int) -> np.ndarray:
+    """The seeded image order of one pass, drawn once per pass, not per step (~2 ms for n = 160k)."""
     order = np.random.default_rng([seed, epoch]).permutation(n)
-    return np.sort(order[b * batch_size:(b + 1) * batch_size])
+    order.flags.writeable = False
+    return order
 
 
 def _csv_text(rows: list[dict]) -> str:
@@ -111,9 +130,9 @@ def train(spec: RunSpec, data_dir: str | Path, out_dir: str | Path, ckpt_path: s
     log(f"[{spec.run_id}] device {dev}, torch threads {torch.get_num_threads()}")
     train_x = open_split(data_dir / "train.npy")
     test_x = open_split(data_dir / "test.npy")
-    model = build_model(spec).to(dev)
+    model = build_model(spec).to(dev, memory_format=memory_format(dev))
     term = build_term(spec, dev)
-    opt = torch.optim.Adam(model.parameters(), lr=spec.train["lr"])
+    opt = build_optimizer(model, spec.train["lr"])
     probe_x = to_float(test_x[: spec.train["n_probe"]], dev)
 
     step, rows, probes = 0, [], []
