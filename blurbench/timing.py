@@ -11,7 +11,7 @@ from pathlib import Path
 from .atomic import write_text
 
 
-def gather(benchmark_files: list[str | Path], root: str | Path) -> "pd.DataFrame":
+def gather(benchmark_files: list[str | Path], root: str | Path):
     """One row per job (rule, target, wall_s, cpu_s), then one `total` row per rule, CPU-heaviest first."""
     import pandas as pd
 

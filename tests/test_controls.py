@@ -1,6 +1,5 @@
 """The controls: an L2 σ² sweep against the blur runs on the rate axis (table and figure), l2_matched."""
 
-import numpy as np
 import pandas as pd
 import pytest
 
