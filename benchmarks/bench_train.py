@@ -10,8 +10,8 @@ log rows, probes and checkpoints, the output files) against the bare loop includ
 loading (the split read into memory) and model construction. Process start, imports and the dataset
 preparation are left out of both, and a few untimed bare steps first warm up the kernels both use.
 The bare loop leaves torch's deterministic-algorithms flag off and needs no resume, as a minimal loop
-would; it uses the harness's memory format and optimiser (fused Adam), so the ratio measures the harness's
-overhead, not those choices.
+would; it uses the harness's memory format and optimiser (fused Adam), so the ratio measures the
+harness's overhead, not those choices.
 
 Prints median img/s of each (wall clock; the CPU-time ratio, steadier on a shared machine, is shown
 too) and, last, `ratio: X.XX` = harness img/s ÷ bare img/s (bar: ≥ 0.95).

@@ -57,4 +57,4 @@ class Term(ReconstructionTerm):
 
     def loss(self, x, x_hat, z, step):
         nll = gaussian_nll(x, x_hat, self.effective_sigma2)
-        return nll, {"recon_nll": nll.detach(), "gain": nll.new_tensor(self.divisor)}
+        return nll, {"recon_nll": nll.detach(), "gain": nll.new_full((), self.divisor)}
