@@ -20,7 +20,7 @@ CONFIG = {
     "seeds": [0],
     "threads": 1,
     "model": {"latent_dim": 8, "base_width": 8, "max_width": 16},
-    "train": {"steps": 120, "batch_size": 32, "log_every": 10},  # 32 batches a pass: ends mid-pass
+    "train": {"steps": 1500, "batch_size": 32, "log_every": 50},  # ~10 s to kill in; ends mid-pass
     "datasets": {"deadleaves": {"resolution": 16, "params": {"n_train": 1024, "n_test": 32}}},
     "methods": {"l2": {}},
     "experiments": {"main": {"datasets": ["deadleaves"], "methods": ["l2"]}},
