@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 
 from . import layout, stats
-from .metrics import fid
 from .results_schema import COMPARISON_METRICS, METRICS
 
 CSV_COLUMNS = ["dataset", "method", "reference", "metric", "diff", "lo", "hi", "verdict", "n_boot",
@@ -131,11 +130,10 @@ def _fid_reference(path: Path | None):
     """(mu, sigma) of the test split's cached FID statistics, or None where there are none."""
     if path is None or not Path(path).is_file():
         return None
-    with np.load(path, allow_pickle=False) as z:
-        if "unavailable" in z.files:
-            return None
-    mu, sigma, _, _ = fid.load_stats(path)
-    return mu, sigma
+    from .fid_reference import load_reference_stats
+
+    ref = load_reference_stats(path)
+    return None if ref.get("unavailable") else (ref["mu"], ref["sigma"])
 
 
 def compare(main: dict, seeds: list[int], results: Path, n_boot: int, n_boot_set: int):
