@@ -78,15 +78,14 @@ def cmd_aggregate(a) -> None:
 
 
 def cmd_tables(a) -> None:
-    from .tables import write_tables
-
-    from .tables import write_adequacy
+    from .tables import load_metrics, write_adequacy, write_tables
 
     exp = json.loads(a.experiments)
-    for path in write_tables(Path(a.metrics), Path(a.out), ablations=exp.get("ablations", {}),
+    df = load_metrics(Path(a.metrics))
+    for path in write_tables(df, Path(a.out), ablations=exp.get("ablations", {}),
                              main=exp["main"], min_gain_db=a.min_gain_db):
         print(f"wrote {path}")
-    bad = write_adequacy(Path(a.metrics), Path(a.out) / "adequacy.csv", a.min_gain_db)
+    bad = write_adequacy(df, Path(a.out) / "adequacy.csv", a.min_gain_db)
     print(f"undertrained: {', '.join(bad) if bad else 'none'}")
 
 

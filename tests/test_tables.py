@@ -144,7 +144,7 @@ def test_write_tables_all_formats_no_blank_cells(tmp_path):
     csv_path = write_csv(tmp_path / "metrics.csv", MAIN_ROWS)
     ablations = {"eps": {"dataset": "d1", "methods": ["a", "b"], "param": "blur.eps", "tag": "eps",
                          "values": [0.5, 1.0]}}
-    paths = T.write_tables(csv_path, tmp_path / "tables", ablations, MAIN)
+    paths = T.write_tables(S.load_metrics(csv_path), tmp_path / "tables", ablations, MAIN)
     names = T.table_names(ablations)
     assert names == ["reconstruction", "generation", "ablation_eps"]
     assert [p.name for p in paths] == [f"{n}.{ext}" for n in names for ext in ("csv", "md", "tex", "html")]

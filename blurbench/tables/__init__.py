@@ -249,9 +249,8 @@ def table_names(ablations: dict) -> list[str]:
             + ["controls"] * bool(sweep_ablations(ablations)))
 
 
-def build_tables(metrics_csv: Path, ablations: dict, main: dict, min_gain_db: float = 3.0) -> list[tuple[Table, object]]:
-    """All (Table, summary) pairs in `table_names` order."""
-    df = load_metrics(metrics_csv)
+def build_tables(df, ablations: dict, main: dict, min_gain_db: float = 3.0) -> list[tuple[Table, object]]:
+    """All (Table, summary) pairs in `table_names` order, from the rows `load_metrics` gives."""
     out = [main_table(df, main, RECON_METRICS, "reconstruction", "Reconstruction (test images, z = μ(x))",
                       min_gain_db=min_gain_db),
            main_table(df, main, GEN_METRICS, "generation", "Generation (decoder samples, z ∼ N(0, I))")]
@@ -261,16 +260,16 @@ def build_tables(metrics_csv: Path, ablations: dict, main: dict, min_gain_db: fl
     return out
 
 
-def write_adequacy(metrics_csv: Path, out: Path, min_gain_db: float) -> list[str]:
+def write_adequacy(df, out: Path, min_gain_db: float) -> list[str]:
     """Write every run's margin over the trivial baselines (CSV); return the undertrained run ids."""
-    table = adequacy(load_metrics(metrics_csv), min_gain_db)
+    table = adequacy(df, min_gain_db)
     atomic_write_text(out, table.to_csv(index=False, float_format="%.4f"))
     return list(table.loc[table["undertrained"], "run_id"])
 
 
-def write_tables(metrics_csv: Path, out_dir: Path, ablations: dict, main: dict, min_gain_db: float = 3.0) -> list[Path]:
+def write_tables(df, out_dir: Path, ablations: dict, main: dict, min_gain_db: float = 3.0) -> list[Path]:
     """Write every table as CSV, Markdown, LaTeX and HTML into `out_dir`; return the paths."""
     paths = []
-    for table, summary in build_tables(metrics_csv, ablations, main, min_gain_db):
+    for table, summary in build_tables(df, ablations, main, min_gain_db):
         paths += write_table(table, summary, out_dir)
     return paths
