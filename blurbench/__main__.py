@@ -123,9 +123,13 @@ def cmd_readme(a) -> None:
 
 def cmd_fetch_weights(a) -> None:
     from . import weights
+    from .metrics import fid_onnx
 
     for name, info in weights.fetch(a.names).items():
         print(f"{name}: {info}")
+    # the FID export is cached beside the weights: made here, a read-only cache on a CPU node serves it
+    if "fid_inception" in a.names and fid_onnx.available():
+        print(f"fid_inception ONNX export: {fid_onnx.exported()}")
 
 
 def main(argv=None) -> int:

