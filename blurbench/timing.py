@@ -2,6 +2,8 @@
 
 Every heavy rule has a `benchmark:` file (`results/benchmarks/<rule>/<target>.tsv`, columns `s` and
 `cpu_time` among others); this gathers them into one CSV with a row per job and a total per rule.
+Snakemake samples a job's processes about once a second, so `cpu_s` misses a job's start-up (a
+20 CPU-s training job read 14.5 here); `wall_s` is exact.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@ provenance is recorded, and a config change reruns exactly what depends on it.""
 
 import copy
 import math
+import os
+import re
 import subprocess
 
 import pandas as pd
@@ -19,10 +21,25 @@ def run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("e2e")
     head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
     (workdir / "head.txt").write_text(head.strip())
-    result = snakemake(workdir, "--cores", "2", "all", config=TINY)
+    result = snakemake(workdir, "--cores", "8", "all", config=TINY)  # the README's command
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     (workdir / "stderr.txt").write_text(result.stderr)
     return workdir / "results"
+
+
+def test_cores_beyond_the_machine_run_no_more_jobs_at_once_than_it_has(run):
+    """`--cores 8` on a smaller machine: profiles/default caps the threads of running jobs at its cores."""
+    ncpus = len(os.sched_getaffinity(0))
+    log = (run.parent / "stderr.txt").read_text()
+    assert f'cpu_cores=Resource("cpu_cores", {ncpus})' in log
+    running = most = 0
+    for line in log.splitlines():
+        if re.match(r"(local)?rule \w+:$", line):
+            running += 1
+            most = max(most, running)
+        elif line.startswith("Finished jobid:"):
+            running -= 1
+    assert 1 <= most <= ncpus
 
 
 RUN_VARIANTS = {"l2", "perceptual", "focal_frequency", "blur_per_image", "blur_per_image__eps0.5", "l2__g4"}
