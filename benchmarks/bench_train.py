@@ -34,9 +34,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 from blurbench.config import build_grid, load_yaml  # noqa: E402
 from blurbench.data import prepare  # noqa: E402
-from blurbench.model import ConvVAE  # noqa: E402
 from blurbench.plugins import REPO_ROOT  # noqa: E402
-from blurbench.train import build_optimizer, memory_format, train  # noqa: E402
+from blurbench.train import build_model, build_optimizer, memory_format, train  # noqa: E402
 
 
 def default_spec(steps: int):
@@ -55,9 +54,7 @@ def bare_loop(spec, data_dir: Path, steps: int) -> None:
     torch.manual_seed(spec.seed)
     images = torch.from_numpy(np.load(data_dir / "train.npy"))
     m = spec.model
-    model = ConvVAE(spec.channels, spec.resolution, latent_dim=m["latent_dim"],
-                    base_width=m["base_width"], max_width=m["max_width"])
-    model.to(memory_format=memory_format(torch.device("cpu")))
+    model = build_model(spec).to(memory_format=memory_format(torch.device("cpu")))
     opt = build_optimizer(model, spec.train["lr"])
     n, bs = images.shape[0], spec.train["batch_size"]
     batches = -(-n // bs)

