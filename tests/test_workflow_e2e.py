@@ -149,6 +149,19 @@ def _caption_title(rst_path):
     return match.group(1).rstrip(".").strip()
 
 
+def test_report_of_all_tables_needs_no_figures(run):
+    """The README's report command after command 1 alone, when no figure has been drawn."""
+    figures, hidden = run / "figures", run.parent / "figures_hidden"
+    figures.rename(hidden)
+    try:
+        report = run.parent / "tables_report.html"
+        result = snakemake(run.parent, "--report", str(report), "all_tables", config=TINY)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        assert "comparison.html" in report.read_text(errors="replace")
+    finally:
+        hidden.rename(figures)
+
+
 @pytest.mark.skipif(os.environ.get("BLURBENCH_BROWSER_TESTS") == "0",
                     reason="browser tests switched off with BLURBENCH_BROWSER_TESTS=0")
 def test_report_opens_in_headless_chromium(run):
