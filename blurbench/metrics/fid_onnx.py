@@ -9,7 +9,8 @@ starts in 0.3 s instead of 2.6 s: with the export cached there is no torch model
 
 The export is pytorch-fid's whole InceptionV3 forward (bilinear resize to 299 and [0, 1] → [-1, 1]
 included, so the input stays the small images) with batch norm folded into the convolutions, from
-`fid.reference_model`, traced by torch's TorchScript ONNX exporter (it needs only the `onnx` package).
+`fid_weights.reference_model`, traced by torch's TorchScript ONNX exporter (it needs only the `onnx`
+package). `fid` imports this module, never the reverse.
 It is written atomically into the weights cache beside the weights, under a name carrying the
 weights file, pytorch-fid's version and the export settings, and made again when the weights file
 is newer. Features agree with pytorch-fid's own path to ~1e-5 (tests/test_fid.py).
@@ -22,6 +23,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 from ..atomic import atomic_path
+from .fid_weights import fold_batchnorm, reference_model
 
 OPSET = 17
 MAX_BATCH = 8      # images per run: as fast per image as 64 (measured), a quarter of the memory
@@ -67,8 +69,6 @@ def _export(path: Path) -> None:
     import warnings
 
     import torch
-
-    from .fid import fold_batchnorm, reference_model
 
     class Pool3(torch.nn.Module):
         def __init__(self, net):

