@@ -1,7 +1,9 @@
 """Load method and dataset plugins from the `methods/` and `datasets/` folders by file path.
 
 They are loaded by path, never imported as top-level packages: a PyPI package called `datasets`
-exists and would shadow (or be shadowed by) a folder of that name.
+exists and would shadow (or be shadowed by) a folder of that name. A loaded file is checked against
+its contract (`blurbench.method_api`, `blurbench.dataset_api`), so a plugin missing a piece fails
+at load with every missing name, not later with an AttributeError inside a job.
 """
 
 from __future__ import annotations
@@ -23,12 +25,51 @@ def plugin_dir(kind: str) -> Path:
     return root / kind
 
 
+def _is_term(value) -> bool:
+    from .method_api import ReconstructionTerm
+
+    return isinstance(value, type) and issubclass(value, ReconstructionTerm)
+
+
+# kind -> name -> (check, what the contract asks for)
+CONTRACT = {
+    "methods": {
+        "PARAMS": (lambda v: isinstance(v, dict), "a dict of default parameters"),
+        "validate": (callable, "a function validate(params)"),
+        "Term": (_is_term, "a subclass of blurbench.method_api.ReconstructionTerm"),
+    },
+    "datasets": {
+        "PARAMS": (lambda v: isinstance(v, dict), "a dict of default parameters"),
+        "RESOLUTIONS": (lambda v: isinstance(v, (tuple, list)), "a tuple of supported image sizes"),
+        "channels": (callable, "a function channels(params)"),
+        "validate": (callable, "a function validate(params, resolution)"),
+        "build": (callable, "a function build(params, resolution)"),
+    },
+}
+
+
+def check_contract(kind: str, module: ModuleType, path: Path) -> None:
+    """ConfigError naming `path` and every name of the contract it lacks or defines as something else."""
+    problems = []
+    for name, (ok, what) in CONTRACT[kind].items():
+        if not hasattr(module, name):
+            problems.append(f"{name} is missing (expected {what})")
+        elif not ok(getattr(module, name)):
+            value = getattr(module, name)
+            got = f"class {value.__name__}" if isinstance(value, type) else type(value).__name__
+            problems.append(f"{name} is {got}, expected {what}")
+    if problems:
+        api = "method_api" if kind == "methods" else "dataset_api"
+        raise ConfigError(f"{path} is not a valid {kind[:-1]} plugin (see blurbench/{api}.py): "
+                          + "; ".join(problems))
+
+
 def available(kind: str) -> list[str]:
     return sorted(p.stem for p in plugin_dir(kind).glob("*.py") if not p.stem.startswith("_"))
 
 
 def load(kind: str, name: str) -> ModuleType:
-    """Import `<kind>/<name>.py` once, under a private module name."""
+    """Import `<kind>/<name>.py` once, under a private module name, and check its contract."""
     path = plugin_dir(kind) / f"{name}.py"
     if not path.is_file():
         raise ConfigError(f"unknown {kind[:-1]} plugin '{name}': no file {path}; "
@@ -41,6 +82,7 @@ def load(kind: str, name: str) -> ModuleType:
     sys.modules[module_name] = module
     try:
         spec.loader.exec_module(module)
+        check_contract(kind, module, path)
     except BaseException:
         del sys.modules[module_name]
         raise
