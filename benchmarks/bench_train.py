@@ -32,10 +32,12 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
+from blurbench import layout  # noqa: E402
 from blurbench.config import build_grid, load_yaml  # noqa: E402
 from blurbench.data import prepare  # noqa: E402
 from blurbench.plugins import REPO_ROOT  # noqa: E402
-from blurbench.train import build_model, build_optimizer, memory_format, train  # noqa: E402
+from blurbench.model import build_model  # noqa: E402
+from blurbench.train import build_optimizer, memory_format, train  # noqa: E402
 
 
 def default_spec(steps: int):
@@ -52,7 +54,7 @@ def default_spec(steps: int):
 def bare_loop(spec, data_dir: Path, steps: int) -> None:
     """A minimal PyTorch training loop: shuffled batches of the in-memory split, Adam, NLL + KL."""
     torch.manual_seed(spec.seed)
-    images = torch.from_numpy(np.load(data_dir / "train.npy"))
+    images = torch.from_numpy(np.load(data_dir / layout.split_array("train")))
     m = spec.model
     model = build_model(spec).to(memory_format=memory_format(torch.device("cpu")))
     opt = build_optimizer(model, spec.train["lr"])

@@ -6,7 +6,7 @@ A model that does not beat these has not learned, whatever the tables say:
 - `blur_sigma<σ>`: the test image itself, blurred by a Gaussian of σ px (scipy.ndimage, reflect
   borders, so a constant image stays constant), for each σ of `evaluate.blur_ladder`.
 
-Each is scored by `evaluate.score_against_test` (the runs' code, the same N), and gets an
+Each is scored by `scoring.score_against_test` (the runs' code, the same N), and gets an
 equivalent blur from the ladder (a ladder row's own σ, up to interpolation). Rows have method
 `results_schema.BASELINE_METHOD` and the baseline's name as variant; computed once per dataset, by a rule of its own.
 """
@@ -18,13 +18,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import provenance
+from . import layout, provenance
 from .atomic import write_text
 from .data import open_split, to_float
-from .evaluate import RowWriter, add_equivalent_blur, rows_csv, score_against_test
-from .layout import ladder_variant
+from .model import pick_device
 from .results_schema import BASELINE_METHOD
-from .train import pick_device
+from .scoring import RowWriter, add_equivalent_blur, rows_csv, score_against_test
 
 def mean_image(train: np.ndarray, batch: int = 1024) -> torch.Tensor:
     """Mean of the training images (C×H×W, float64 accumulation), read in chunks."""
@@ -46,7 +45,7 @@ def predictions(x: torch.Tensor, train: np.ndarray, ladder) -> dict[str, torch.T
     """Baseline name -> the images it predicts for the test images `x`."""
     out = {"mean_image": mean_image(train).expand_as(x).contiguous(),
            "mean_colour": x.mean((2, 3), keepdim=True).expand_as(x).contiguous()}
-    out.update({ladder_variant(s): gaussian_blur(x, s) for s in ladder})
+    out.update({layout.ladder_variant(s): gaussian_blur(x, s) for s in ladder})
     return out
 
 
@@ -57,8 +56,8 @@ def compute(spec: dict, data_dir: str | Path, out: str | Path, fid_stats: str | 
     torch.set_num_threads(threads)
     dev = pick_device(device)
     data_dir = Path(data_dir)
-    x = to_float(open_split(data_dir / "test.npy")[:])
-    preds = predictions(x, open_split(data_dir / "train.npy"), spec["blur_ladder"])
+    x = to_float(open_split(data_dir / layout.split_array("test"))[:])
+    preds = predictions(x, open_split(data_dir / layout.split_array("train")), spec["blur_ladder"])
     prov = provenance.row_columns(provenance.collect(dev, started))
     writers, hfer = {}, {}
     for name, y in preds.items():
@@ -69,7 +68,7 @@ def compute(spec: dict, data_dir: str | Path, out: str | Path, fid_stats: str | 
         score_against_test(rows, x, y, spec, channels=spec["channels"], resolution=spec["resolution"],
                            fid_stats=Path(fid_stats) if fid_stats else None, device=dev)
         hfer[name] = next(float(r["value"]) for r in rows.rows if r["metric"] == "hfer_recon")
-    ladder = ([float(s) for s in spec["blur_ladder"]], [hfer[ladder_variant(s)] for s in spec["blur_ladder"]])
+    ladder = ([float(s) for s in spec["blur_ladder"]], [hfer[layout.ladder_variant(s)] for s in spec["blur_ladder"]])
     all_rows = []
     for name, rows in writers.items():
         add_equivalent_blur(rows, hfer[name], ladder, x.shape[0])

@@ -19,25 +19,23 @@ from pathlib import Path
 
 import numpy as np
 
-from . import layout, stats
+from . import stats
 from .results_schema import COMPARISON_METRICS, METRICS
 
 CSV_COLUMNS = ["dataset", "method", "reference", "metric", "diff", "lo", "hi", "verdict", "n_boot",
                "level", "ci", "reason"]
 
 
-def _per_image(run_dir: Path):
+def _per_image(path: Path):
     import pandas as pd
 
-    path = run_dir / "eval" / "per_image.csv"
     if not path.is_file():
         return None
     df = pd.read_csv(path)
     return df if len(df) else None
 
 
-def _features(run_dir: Path) -> dict:
-    path = run_dir / "eval" / "features.npz"
+def _features(path: Path) -> dict:
     if not path.is_file():
         return {}
     with np.load(path) as z:
@@ -45,7 +43,7 @@ def _features(run_dir: Path) -> dict:
 
 
 def _ladder(baselines_csv: Path):
-    from .evaluate import read_ladder
+    from .scoring import read_ladder
 
     return read_ladder(baselines_csv) if baselines_csv.is_file() else None
 
@@ -86,18 +84,19 @@ def _stat(metric: str, fid_ref, ladder):
     return stats.mean_stat, stats.mean_stat, METRICS[metric].direction
 
 
-def compare_dataset(dataset: str, methods: list[str], reference: str, seeds: list[int], results: Path,
-                    fid_stats: Path | None, baselines: Path | None, n_boot: int, n_boot_set: int,
-                    seed: int = 0) -> list[dict]:
-    """Rows of CSV_COLUMNS for every method but the reference on one dataset."""
-    results = Path(results)
+def compare_dataset(dataset: str, runs: dict, reference: str, fid_stats: Path | None, baselines: Path | None,
+                    n_boot: int, n_boot_set: int, seed: int = 0) -> list[dict]:
+    """Rows of CSV_COLUMNS for every method but the reference on one dataset.
+
+    `runs`: method -> seed -> {"per_image": path, "features": path} (the reference among the methods).
+    """
     fid_ref = _fid_reference(fid_stats)
-    ladder = _ladder(baselines) if baselines else None
-    runs = {m: {s: Path(layout.run_dir(dataset, m, s, results=results)) for s in seeds}
-            for m in [reference, *methods]}
-    loaded = {m: {s: (_per_image(d), _features(d)) for s, d in by_seed.items()} for m, by_seed in runs.items()}
+    ladder = _ladder(Path(baselines)) if baselines else None
+    loaded = {m: {s: (_per_image(Path(f["per_image"])), _features(Path(f["features"]))) for s, f in by_seed.items()}
+              for m, by_seed in runs.items()}
+    seeds = list(runs[reference])
     out = []
-    for method in methods:
+    for method in runs:
         if method == reference:
             continue
         for metric in COMPARISON_METRICS:
@@ -136,14 +135,15 @@ def _fid_reference(path: Path | None):
     return None if ref.get("unavailable") else (ref["mu"], ref["sigma"])
 
 
-def compare(main: dict, seeds: list[int], results: Path, n_boot: int, n_boot_set: int):
-    """The comparison of every main dataset (DataFrame of CSV_COLUMNS)."""
+def compare(files: dict, reference: str, n_boot: int, n_boot_set: int):
+    """The comparison of every main dataset (DataFrame of CSV_COLUMNS).
+
+    `files`: dataset -> {"runs": method -> seed -> {"per_image", "features"} -> path, "fid_stats": path
+    or None, "baselines": path}, the inputs the comparison rule declares.
+    """
     import pandas as pd
 
     rows = []
-    for dataset in main["datasets"]:
-        rows += compare_dataset(dataset, main["methods"], main["reference"], seeds, results,
-                                Path(layout.fid_stats_path(dataset, results)),
-                                Path(layout.baselines_dir(dataset, results)) / "metrics.csv",
-                                n_boot, n_boot_set)
+    for dataset, f in files.items():
+        rows += compare_dataset(dataset, f["runs"], reference, f["fid_stats"], f["baselines"], n_boot, n_boot_set)
     return pd.DataFrame(rows, columns=CSV_COLUMNS)

@@ -1,5 +1,8 @@
 """Prepare a dataset once into uint8 arrays, and open them memory-mapped for training.
 
+Preparing is numpy-only (torch is imported by the converters `to_float`/`to_uint8` alone), so the
+prepare rule starts without loading torch.
+
 Each split is written to `<out>/<split>.npy` (N×C×H×W, uint8) through a temporary file, so a killed
 preparation leaves no half-written split; a split that is already complete is not rebuilt.
 """
@@ -11,9 +14,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from . import plugins
+from . import layout, plugins
 from .atomic import atomic_path, write_text
 from .errors import DataError
 
@@ -31,7 +33,7 @@ def prepare(dataset_plugin: str, params: dict, resolution: int, out_dir: str | P
     counts = {}
     for name in SPLITS:
         split = splits[name]
-        target = out_dir / f"{name}.npy"
+        target = out_dir / layout.split_array(name)
         shape = (split.count, channels, resolution, resolution)
         if target.exists() and np.load(target, mmap_mode="r").shape == shape:
             counts[name] = split.count
@@ -55,7 +57,7 @@ def prepare(dataset_plugin: str, params: dict, resolution: int, out_dir: str | P
             "params": params, "counts": counts, "seconds": round(time.time() - started, 2)}
     if hasattr(module, "describe"):
         meta["provenance"] = module.describe(params, resolution)
-    write_text(out_dir / "meta.json", json.dumps(meta, indent=2, sort_keys=True, default=str))
+    write_text(out_dir / layout.META, json.dumps(meta, indent=2, sort_keys=True, default=str))
     return meta
 
 
@@ -67,18 +69,22 @@ def open_split(path: str | Path) -> np.ndarray:
     return np.load(path, mmap_mode="r")
 
 
-def to_float(batch: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+def to_float(batch: np.ndarray, device="cpu"):
     """uint8 N×C×H×W -> float32 tensor in [0, 1] on `device`, sent as uint8 and converted there.
 
     To a GPU the batch goes from pinned memory without blocking: a copy from pageable memory makes
     the host wait for the GPU to finish all queued work, a sync at every training step.
     """
+    import torch
+
     x = torch.from_numpy(np.array(batch, dtype=np.uint8))
     if torch.device(device).type == "cuda":
         x = x.pin_memory().to(device, non_blocking=True)
     return x.to(device).float().div_(255.0)
 
 
-def to_uint8(images: torch.Tensor) -> np.ndarray:
+def to_uint8(images) -> np.ndarray:
     """float tensor in [0, 1] -> uint8 array (rounded), the format every image artefact is saved in."""
+    import torch
+
     return images.detach().clamp(0, 1).mul(255).round().to(torch.uint8).cpu().numpy()

@@ -19,7 +19,7 @@ from .errors import WeightsUnavailable
 def write_reference_stats(data: str | Path, n: int, out: str | Path, batch_size: int = 50,
                           device: str = "auto", threads: int = 1) -> None:
     from .metrics import fid
-    from .train import pick_device
+    from .model import pick_device
 
     torch.set_num_threads(threads)
     images = open_split(data)

@@ -64,6 +64,27 @@ class ConvVAE(nn.Module):
         return self.decode(z)
 
 
+def kl_per_image(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(q(z|x) ‖ N(0, I)) of each image, summed over latent dimensions (nats): the rate."""
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1)
+
+
 def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(q(z|x) ‖ N(0, I)), summed over latent dimensions, mean over the batch."""
-    return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1).mean()
+    return kl_per_image(mu, logvar).mean()
+
+
+def build_model(spec) -> ConvVAE:
+    """The VAE of a run (`config.RunSpec`: its `model` keys, channels and resolution)."""
+    m = spec.model
+    return ConvVAE(spec.channels, spec.resolution, latent_dim=m["latent_dim"],
+                   base_width=m["base_width"], max_width=m["max_width"])
+
+
+def pick_device(name: str) -> torch.device:
+    """The torch device of config key `device`: auto (CUDA when there is one), cpu or cuda."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("config key 'device': cuda was asked for but no CUDA device is available")
+    return torch.device(name)

@@ -18,20 +18,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import plugins, provenance
+from . import layout, plugins, provenance
 from .atomic import atomic_path, write_npz, write_text
 from .config import RunSpec
 from .data import open_split, to_float
 from .errors import TrainingDiverged
-from .model import ConvVAE, kl_divergence
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("config key 'device': cuda was asked for but no CUDA device is available")
-    return torch.device(name)
+from .model import build_model, kl_divergence, pick_device
 
 
 def setup_torch(threads: int, seed: int, device: torch.device) -> None:
@@ -48,12 +40,6 @@ def memory_format(device: torch.device) -> torch.memory_format:
     (benchmarks/bench_train.py); unmeasured on CUDA, so contiguous there. Inputs need no conversion:
     a convolution with channels_last weights returns channels_last activations."""
     return torch.channels_last if device.type == "cpu" else torch.contiguous_format
-
-
-def build_model(spec: RunSpec) -> ConvVAE:
-    m = spec.model
-    return ConvVAE(spec.channels, spec.resolution, latent_dim=m["latent_dim"],
-                   base_width=m["base_width"], max_width=m["max_width"])
 
 
 def build_optimizer(model: torch.nn.Module, lr: float) -> torch.optim.Adam:
@@ -128,8 +114,8 @@ def train(spec: RunSpec, data_dir: str | Path, out_dir: str | Path, ckpt_path: s
     dev = pick_device(device)
     setup_torch(threads, spec.seed, dev)
     log(f"[{spec.run_id}] device {dev}, torch threads {torch.get_num_threads()}")
-    train_x = open_split(data_dir / "train.npy")
-    test_x = open_split(data_dir / "test.npy")
+    train_x = open_split(data_dir / layout.split_array("train"))
+    test_x = open_split(data_dir / layout.split_array("test"))
     model = build_model(spec).to(dev, memory_format=memory_format(dev))
     term = build_term(spec, dev)
     opt = build_optimizer(model, spec.train["lr"])
@@ -209,8 +195,8 @@ def _checkpoint(path: Path, spec, model, opt, term, step, rows, probes) -> None:
 
 def _write_outputs(out_dir: Path, model_state: dict, rows, probes, probe_steps, extra, prov) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_text(out_dir / "train_log.csv", _csv_text(rows))
-    _save_probe(out_dir / "probe.npz", probes, probe_steps, extra)
-    provenance.write(out_dir / "provenance.json", prov)
-    with atomic_path(out_dir / "model.pt") as tmp:
+    write_text(out_dir / layout.TRAIN_LOG, _csv_text(rows))
+    _save_probe(out_dir / layout.PROBE, probes, probe_steps, extra)
+    provenance.write(out_dir / layout.PROVENANCE, prov)
+    with atomic_path(out_dir / layout.MODEL) as tmp:
         torch.save(model_state, tmp)
