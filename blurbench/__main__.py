@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from . import layout
 from .errors import ConfigError, DataError, TrainingDiverged, WeightsUnavailable
 
 
@@ -85,15 +86,15 @@ def cmd_tables(a) -> None:
     for path in write_tables(df, Path(a.out), ablations=exp.get("ablations", {}),
                              main=exp["main"], min_gain_db=a.min_gain_db):
         print(f"wrote {path}")
-    bad = write_adequacy(df, Path(a.out) / "adequacy.csv", a.min_gain_db)
+    bad = write_adequacy(df, Path(a.adequacy), a.min_gain_db)
     print(f"undertrained: {', '.join(bad) if bad else 'none'}")
 
 
 def cmd_comparison(a) -> None:
     from .tables import write_comparison
 
-    for path in write_comparison(json.loads(a.main), [int(s) for s in a.seeds.split(",")], Path(a.results),
-                                 Path(a.out), n_boot=a.n_boot, n_boot_set=a.n_boot_set):
+    for path in write_comparison(json.loads(a.files), json.loads(a.main), Path(a.out), n_boot=a.n_boot,
+                                 n_boot_set=a.n_boot_set):
         print(f"wrote {path}")
 
 
@@ -101,8 +102,7 @@ def cmd_figures(a) -> None:
     from .figures import write_figures
 
     exp = json.loads(a.experiments)
-    for path in write_figures(Path(a.results), Path(a.metrics), exp["main"], exp.get("ablations", {}),
-                              Path(a.out), kernel_methods=[m for m in a.kernel_methods.split(",") if m],
+    for path in write_figures(json.loads(a.files), Path(a.metrics), exp.get("ablations", {}), Path(a.out),
                               seed=a.seed):
         print(f"wrote {path}")
 
@@ -151,17 +151,17 @@ def main(argv=None) -> int:
     s.add_argument("--data", required=True)
     s.add_argument("--out", required=True)
     s.add_argument("--checkpoint", required=True)
-    s.add_argument("--threads", type=int, default=1)
-    s.add_argument("--device", default="auto")
+    s.add_argument("--threads", type=int, required=True, help="torch threads (the job's Snakemake threads)")
+    s.add_argument("--device", required=True, help="auto, cpu or cuda (config key device)")
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("fid-stats", help="FID reference statistics of a prepared split")
     s.add_argument("--data", required=True)
     s.add_argument("--n", type=int, required=True)
     s.add_argument("--out", required=True)
-    s.add_argument("--batch-size", type=int, default=50)
-    s.add_argument("--device", default="auto")
-    s.add_argument("--threads", type=int, default=1)
+    s.add_argument("--batch-size", type=int, required=True, help="images per Inception batch (evaluate.batch_size)")
+    s.add_argument("--device", required=True, help="auto, cpu or cuda (config key device)")
+    s.add_argument("--threads", type=int, required=True, help="torch threads (the job's Snakemake threads)")
     s.set_defaults(func=cmd_fid_stats)
 
     s = sub.add_parser("evaluate", help="evaluate one trained run")
@@ -169,11 +169,11 @@ def main(argv=None) -> int:
     s.add_argument("--model", required=True)
     s.add_argument("--data", required=True)
     s.add_argument("--fid-stats")
-    s.add_argument("--baselines", help="the dataset's baselines metrics.csv (blur ladder for equivalent blur)")
-    s.add_argument("--train-log", help="the run's train_log.csv (the precision gain it logged)")
+    s.add_argument("--baselines", help=f"the dataset's baselines {layout.METRICS} (blur ladder for equivalent blur)")
+    s.add_argument("--train-log", help=f"the run's {layout.TRAIN_LOG} (the precision gain it logged)")
     s.add_argument("--out", required=True)
-    s.add_argument("--threads", type=int, default=1)
-    s.add_argument("--device", default="auto")
+    s.add_argument("--threads", type=int, required=True, help="torch threads (the job's Snakemake threads)")
+    s.add_argument("--device", required=True, help="auto, cpu or cuda (config key device)")
     s.set_defaults(func=cmd_evaluate)
 
     s = sub.add_parser("baselines", help="trivial baselines and the blur ladder of a dataset's test split")
@@ -181,8 +181,8 @@ def main(argv=None) -> int:
     s.add_argument("--data", required=True)
     s.add_argument("--fid-stats")
     s.add_argument("--out", required=True)
-    s.add_argument("--threads", type=int, default=1)
-    s.add_argument("--device", default="auto")
+    s.add_argument("--threads", type=int, required=True, help="torch threads (the job's Snakemake threads)")
+    s.add_argument("--device", required=True, help="auto, cpu or cuda (config key device)")
     s.set_defaults(func=cmd_baselines)
 
     s = sub.add_parser("aggregate", help="concatenate per-run metrics into one tidy CSV")
@@ -190,29 +190,30 @@ def main(argv=None) -> int:
     s.add_argument("inputs", nargs="*")
     s.set_defaults(func=cmd_aggregate)
 
-    s = sub.add_parser("tables", help="the paper's tables from metrics.csv")
+    s = sub.add_parser("tables", help=f"the paper's tables from {layout.METRICS}")
     s.add_argument("--metrics", required=True)
     s.add_argument("--out", required=True)
+    s.add_argument("--adequacy", required=True, help="where to write each run's margin over the trivial baselines")
     s.add_argument("--experiments", required=True, help="JSON: the config's experiments section")
-    s.add_argument("--min-gain-db", type=float, default=3.0, help="adequacy margin over trivial baselines")
+    s.add_argument("--min-gain-db", type=float, required=True, help="adequacy margin over trivial baselines (dB)")
     s.set_defaults(func=cmd_tables)
 
     s = sub.add_parser("comparison", help="paired differences against the reference method, with CIs")
+    s.add_argument("--files", required=True, help="JSON: dataset -> runs (method -> seed -> per_image, "
+                                                  "features), fid_stats, baselines (the rule's inputs)")
     s.add_argument("--main", required=True, help="JSON: datasets, methods, reference")
-    s.add_argument("--seeds", required=True, help="comma-separated seeds")
-    s.add_argument("--results", required=True)
     s.add_argument("--out", required=True)
-    s.add_argument("--n-boot", type=int, default=2000)
-    s.add_argument("--n-boot-set", type=int, default=250)
+    s.add_argument("--n-boot", type=int, required=True, help="resamples of per-image metrics")
+    s.add_argument("--n-boot-set", type=int, required=True, help="resamples of set metrics (FID, HFER, ...)")
     s.set_defaults(func=cmd_comparison)
 
-    s = sub.add_parser("figures", help="the paper's figures from metrics.csv and per-run artefacts")
-    s.add_argument("--results", required=True)
+    s = sub.add_parser("figures", help=f"the paper's figures from {layout.METRICS} and per-run artefacts")
+    s.add_argument("--files", required=True, help="JSON: dataset -> method -> examples, spectra, train_log "
+                                                  "(and probe) paths of one seed (the rule's inputs)")
     s.add_argument("--metrics", required=True)
     s.add_argument("--out", required=True)
     s.add_argument("--experiments", required=True)
-    s.add_argument("--kernel-methods", default="", help="comma-separated per-image blur methods")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=int, required=True, help="the seed of those files (named in titles)")
     s.set_defaults(func=cmd_figures)
 
     s = sub.add_parser("timing", help="CPU and wall seconds per rule and job from benchmark files")

@@ -1,7 +1,7 @@
 """The paper's figures and the blur diagnostics, as PNG and PDF (matplotlib, Agg backend).
 
 Each figure is one function taking explicit file paths, so it can be called and tested alone;
-`write_figures` maps the results layout (results/runs/<dataset>/<variant>/seed<k>/...) onto them.
+`write_figures` takes the files the figures rule declares (names and places: `blurbench.layout`).
 A missing per-run file (a method that could not run, e.g. weights missing) becomes an "n/a" row,
 panel or legend entry; a file that exists but lacks an expected key is an error naming both.
 """
@@ -111,10 +111,10 @@ def qualitative_grid(dataset: str, examples: dict, out_base: Path, max_images: i
         elif not np.array_equal(inputs, shown_inputs):
             rows.append((f"input ({method})", inputs, ""))
     if shown_inputs is None:
-        rows.append(("input", None, "no examples.npz for any method"))
+        rows.append(("input", None, f"no {layout.EXAMPLES} for any method"))
     for kind, key in (("recon", "recon"), ("samples", "samples")):
         for method, arrays in loaded.items():
-            reason = MISSING.format(file="examples.npz")
+            reason = MISSING.format(file=layout.EXAMPLES)
             rows.append((f"{kind}: {method}", None if arrays is None else arrays[key][:max_images], reason))
     # at least one figure pixel per image pixel (dpi 150), so blur is not hidden by downsampling
     size = max(0.9, max((r[1].shape[-1] for r in rows if r[1] is not None), default=0) / 150)
@@ -158,7 +158,7 @@ def kernel_evolution(probe: Path | None, out_base: Path, title: str, n_images: i
     arrays = load_npz(probe, ["kernels", "steps"], optional=("start_step",))
     if arrays is None:
         fig, ax = plt.subplots(figsize=(5, 2))
-        _na(ax, MISSING.format(file="probe.npz"))
+        _na(ax, MISSING.format(file=layout.PROBE))
         ax.set_title(title, fontsize=10)
         return save_figure(fig, out_base)
     kernels, steps = arrays["kernels"], np.asarray(arrays["steps"]).reshape(-1)
@@ -254,7 +254,7 @@ def power_spectra(spectra: dict, out_base: Path, methods: list[str]) -> list[Pat
     for ax, (dataset, runs) in zip(axes.flat, spectra.items()):
         loaded = {m: load_npz(p, ["freq", "data", "recon", "samples"]) for m, p in runs.items()}
         if all(a is None for a in loaded.values()):
-            _na(ax, MISSING.format(file="spectra.npz") + " for every method")
+            _na(ax, MISSING.format(file=layout.SPECTRA) + " for every method")
             ax.set_title(dataset, fontsize=9)
             continue
         data_drawn = False
@@ -308,7 +308,7 @@ def training_curves(dataset: str, logs: dict, out_base: Path) -> list[Path]:
     terms = list(dict.fromkeys([t for t in ("loss", "recon_nll", "kl") if t in logged] + logged))
     if not terms:
         fig, ax = plt.subplots(figsize=(5, 2))
-        _na(ax, MISSING.format(file="train_log.csv") + " for every method")
+        _na(ax, MISSING.format(file=layout.TRAIN_LOG) + " for every method")
         ax.set_title(f"{dataset}: training curves", fontsize=10)
         return save_figure(fig, out_base)
     ncols = min(len(terms), 4)
@@ -392,29 +392,27 @@ def sweep_datasets(ablations: dict) -> list[str]:
     return list(dict.fromkeys(a["dataset"] for a in sweep_ablations(ablations).values()))
 
 
-def write_figures(results_dir: Path, metrics_csv: Path, main: dict, ablations: dict, out_dir: Path,
-                  kernel_methods: list[str] = (), seed: int = 0) -> list[Path]:
-    """Every figure of `figure_names`, from the main runs of `seed` and metrics.csv."""
-    results_dir, out_dir = Path(results_dir), Path(out_dir)
-    methods = list(main["methods"])
+def write_figures(files: dict, metrics_csv: Path, ablations: dict, out_dir: Path, seed: int = 0) -> list[Path]:
+    """Every figure of `figure_names`, from the main runs' files and metrics.csv.
 
-    def run(dataset, method):
-        return Path(layout.run_dir(dataset, method, seed, results=results_dir))
-
+    `files`: dataset -> method -> {"examples", "spectra", "train_log", and "probe" for a method with
+    per-image kernels} -> path, the files of seed `seed` that the figures rule declares as inputs.
+    """
+    out_dir = Path(out_dir)
     paths = []
-    for d in main["datasets"]:
-        paths += qualitative_grid(d, {m: run(d, m) / "eval" / "examples.npz" for m in methods},
-                                  out_dir / f"qualitative_{d}")
-        for m in kernel_methods:
-            paths += kernel_evolution(run(d, m) / "probe.npz", out_dir / f"kernels_{d}_{m}",
-                                      title=f"{d}, {m} (seed {seed}): kernels of probe test images")
+    for d, runs in files.items():
+        paths += qualitative_grid(d, {m: Path(f["examples"]) for m, f in runs.items()}, out_dir / f"qualitative_{d}")
+        for m, f in runs.items():
+            if "probe" in f:
+                paths += kernel_evolution(Path(f["probe"]), out_dir / f"kernels_{d}_{m}",
+                                          title=f"{d}, {m} (seed {seed}): kernels of probe test images")
     for name, abl in (ablations or {}).items():
         paths += ablation_curves(metrics_csv, name, abl, out_dir / f"ablation_{name}")
-    paths += power_spectra({d: {m: run(d, m) / "eval" / "spectra.npz" for m in methods}
-                            for d in main["datasets"]}, out_dir / "spectra", methods)
-    for d in main["datasets"]:
-        paths += training_curves(d, {m: run(d, m) / "train_log.csv" for m in methods},
-                                 out_dir / f"training_{d}")
+    methods = list(dict.fromkeys(m for runs in files.values() for m in runs))
+    paths += power_spectra({d: {m: Path(f["spectra"]) for m, f in runs.items()} for d, runs in files.items()},
+                           out_dir / "spectra", methods)
+    for d, runs in files.items():
+        paths += training_curves(d, {m: Path(f["train_log"]) for m, f in runs.items()}, out_dir / f"training_{d}")
     from .tables import sweep_ablations
 
     for dataset, sweep in {a["dataset"]: a for a in sweep_ablations(ablations).values()}.items():

@@ -1,8 +1,10 @@
-"""Names and places: how a variant and a run are named, and where each result file lives.
+"""Names and places: how a variant and a run are named, and every result file's name and place.
 
-The grid, the workflow rules, the tables and the figures all take these from here, so a run has
-one name and one folder everywhere. Paths are relative to the results folder's parent (the
-workflow's working directory) unless a `results` root is given.
+The grid, the workflow rules, the writers (train, evaluate, baselines) and the readers (comparison,
+tables, figures) all take these from here, so a run has one name and one folder everywhere, and
+renaming a file is one edit (`tests/test_layout.py` fails on a file name spelled anywhere else).
+Paths are relative to the results folder's parent (the workflow's working directory) unless a
+`results` root is given.
 """
 
 from __future__ import annotations
@@ -14,6 +16,29 @@ import numpy as np
 from .errors import ConfigError
 
 RESULTS = "results"
+
+# A run's folder (`run_dir`): what training writes ...
+MODEL = "model.pt"
+TRAIN_LOG = "train_log.csv"
+PROBE = "probe.npz"
+PROVENANCE = "provenance.json"
+EVAL = "eval"
+# ... and what evaluation writes into its EVAL folder (PROVENANCE too).
+METRICS = "metrics.csv"      # also the name of a dataset's baselines file and of the aggregate
+PER_IMAGE = "per_image.csv"
+FEATURES = "features.npz"
+EXAMPLES = "examples.npz"
+SPECTRA = "spectra.npz"
+RECON_GRID = "recon.png"
+SAMPLES_GRID = "samples.png"
+EVAL_FILES = {"metrics": METRICS, "per_image": PER_IMAGE, "features": FEATURES, "examples": EXAMPLES,
+              "spectra": SPECTRA, "recon": RECON_GRID, "samples": SAMPLES_GRID, "provenance": PROVENANCE}
+TRAIN_FILES = {"model": MODEL, "train_log": TRAIN_LOG, "probe": PROBE, "provenance": PROVENANCE}
+# A prepared dataset's folder (`data_dir`).
+SPLIT_ARRAY = "{split}.npy"
+META = "meta.json"
+# The run's resumable state inside `checkpoint_dir`.
+CHECKPOINT = "last.pt"
 
 
 def format_value(value) -> str:
@@ -50,14 +75,33 @@ def run_dir(dataset: str, variant: str, seed: int | str, results: str | Path = R
     return f"{results}/runs/{run_id(dataset, variant, seed)}"
 
 
+def run_file(dataset: str, variant: str, seed: int | str, key: str, results: str | Path = RESULTS) -> str:
+    """A file training writes (`TRAIN_FILES` key) in the run's folder."""
+    return f"{run_dir(dataset, variant, seed, results)}/{TRAIN_FILES[key]}"
+
+
+def eval_file(dataset: str, variant: str, seed: int | str, key: str, results: str | Path = RESULTS) -> str:
+    """A file evaluation writes (`EVAL_FILES` key) in the run's eval folder."""
+    return f"{run_dir(dataset, variant, seed, results)}/{EVAL}/{EVAL_FILES[key]}"
+
+
 def checkpoint_path(dataset: str, variant: str, seed: int | str, results: str | Path = RESULTS) -> str:
     """The resumable training state; not a workflow output, so a failed job keeps it."""
-    return f"{results}/checkpoints/{run_id(dataset, variant, seed)}/last.pt"
+    return f"{results}/checkpoints/{run_id(dataset, variant, seed)}/{CHECKPOINT}"
 
 
 def data_dir(dataset: str, results: str | Path = RESULTS) -> str:
     """Prepared arrays: train.npy, test.npy, meta.json."""
     return f"{results}/data/{dataset}"
+
+
+def split_array(split: str) -> str:
+    """The file name of a prepared split ("train", "test") inside `data_dir`."""
+    return SPLIT_ARRAY.format(split=split)
+
+
+def data_file(dataset: str, split: str, results: str | Path = RESULTS) -> str:
+    return f"{data_dir(dataset, results)}/{split_array(split)}"
 
 
 def fid_stats_path(dataset: str, results: str | Path = RESULTS) -> str:
@@ -67,3 +111,62 @@ def fid_stats_path(dataset: str, results: str | Path = RESULTS) -> str:
 def baselines_dir(dataset: str, results: str | Path = RESULTS) -> str:
     """Trivial baselines and the blur ladder of a dataset's test split: metrics.csv, per_image.csv."""
     return f"{results}/baselines/{dataset}"
+
+
+def baselines_metrics(dataset: str, results: str | Path = RESULTS) -> str:
+    return f"{baselines_dir(dataset, results)}/{METRICS}"
+
+
+# Results-wide files.
+def metrics_csv(results: str | Path = RESULTS) -> str:
+    """Every row of every run and baseline (`aggregate`)."""
+    return f"{results}/{METRICS}"
+
+
+def runs_tsv(results: str | Path = RESULTS) -> str:
+    return f"{results}/runs.tsv"
+
+
+def config_used(results: str | Path = RESULTS) -> str:
+    return f"{results}/config_used.yaml"
+
+
+def timing_csv(results: str | Path = RESULTS) -> str:
+    return f"{results}/timing.csv"
+
+
+def tables_dir(results: str | Path = RESULTS) -> str:
+    return f"{results}/tables"
+
+
+def table_file(name: str, ext: str, results: str | Path = RESULTS) -> str:
+    """A table (`name` from tables.table_names, or "comparison") as csv, md, tex or html."""
+    return f"{tables_dir(results)}/{name}.{ext}"
+
+
+ADEQUACY = "adequacy.csv"
+
+
+def adequacy_csv(results: str | Path = RESULTS) -> str:
+    """Each run's PSNR margin over the trivial baselines, written beside the tables."""
+    return f"{tables_dir(results)}/{ADEQUACY}"
+
+
+def figures_dir(results: str | Path = RESULTS) -> str:
+    return f"{results}/figures"
+
+
+def figure_file(name: str, ext: str, results: str | Path = RESULTS) -> str:
+    return f"{figures_dir(results)}/{name}.{ext}"
+
+
+def log_file(rule: str, job: str = "", results: str | Path = RESULTS) -> str:
+    return f"{results}/logs/{rule}/{job}.log" if job else f"{results}/logs/{rule}.log"
+
+
+BENCHMARKS = "benchmarks"
+
+
+def benchmark_file(rule: str, job: str = "", results: str | Path = RESULTS) -> str:
+    """Snakemake's timing of one job (`timing` reads them all): per run, per dataset or per rule."""
+    return f"{results}/{BENCHMARKS}/{rule}/{job}.tsv" if job else f"{results}/{BENCHMARKS}/{rule}.tsv"

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from blurbench import figures as F
+from blurbench import layout
 from blurbench.errors import DataError
 
 from test_tables import MAIN_ROWS, PIX, row, write_csv
@@ -85,7 +86,12 @@ def assert_valid(paths):
 
 def test_write_figures_every_file_valid(results, tmp_path, texts):
     out = tmp_path / "figures"
-    paths = F.write_figures(results, results / "metrics.csv", MAIN, ABL, out, kernel_methods=["b"])
+    files = {d: {m: {"examples": layout.eval_file(d, m, 0, "examples", results),
+                     "spectra": layout.eval_file(d, m, 0, "spectra", results),
+                     "train_log": layout.run_file(d, m, 0, "train_log", results),
+                     **({"probe": layout.run_file(d, m, 0, "probe", results)} if m == "b" else {})}
+                 for m in MAIN["methods"]} for d in MAIN["datasets"]}
+    paths = F.write_figures(files, results / "metrics.csv", ABL, out)
     names = F.figure_names(MAIN, ABL, ["b"])
     assert names == ["qualitative_d1", "qualitative_d2", "kernels_d1_b", "kernels_d2_b", "ablation_eps",
                      "spectra", "training_d1", "training_d2"]

@@ -234,12 +234,11 @@ def comparison_table(comparison, main: dict) -> Table:
                  group_starts=starts, legend=legend, footnotes=notes.texts, protocol=protocol)
 
 
-def write_comparison(main: dict, seeds: list[int], results: Path, out_dir: Path, n_boot: int,
-                     n_boot_set: int) -> list[Path]:
-    """results/tables/comparison.{csv,md,tex,html}."""
+def write_comparison(files: dict, main: dict, out_dir: Path, n_boot: int, n_boot_set: int) -> list[Path]:
+    """results/tables/comparison.{csv,md,tex,html} (`files`: see `comparison.compare`)."""
     from ..comparison import compare
 
-    comparison = compare(main, seeds, results, n_boot, n_boot_set)
+    comparison = compare(files, main["reference"], n_boot, n_boot_set)
     return write_table(comparison_table(comparison, main), comparison, out_dir)
 
 

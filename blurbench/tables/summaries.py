@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+from .. import layout
 from ..layout import LADDER_PREFIX, variant_name
 from ..results_schema import (ABLATION_METRICS, BASELINE_METHOD, METRICS, REQUIRED_COLUMNS,
                               SIGMA2_SWEEP_PARAM, STATUSES, TRIVIAL_BASELINES)
@@ -66,7 +67,7 @@ def _summarize_cell(rows) -> dict:
         if good:
             continue
         if row["status"] == "ok":
-            text = "non-finite value in metrics.csv"
+            text = f"non-finite value in {layout.METRICS}"
         else:
             text = row["reason"] or "unavailable (no reason recorded)"
         if text not in reasons:
@@ -156,7 +157,7 @@ def ablation_rows(df, name: str, ablation: dict):
 
     param, tag = ablation["param"], ablation.get("tag", name)
     if param not in df.columns:
-        raise DataError(f"metrics.csv lacks the column '{param}' swept by ablation '{name}'")
+        raise DataError(f"{layout.METRICS} lacks the column '{param}' swept by ablation '{name}'")
     swept = pd.to_numeric(df[param], errors="coerce").to_numpy(dtype=float)
     keep = np.zeros(len(df), dtype=bool)
     point = np.full(len(df), np.nan)

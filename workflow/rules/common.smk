@@ -66,16 +66,18 @@ def baseline_spec(wildcards):
     return json.dumps(GRID.baseline_spec(wildcards.dataset), sort_keys=True)
 
 
-RUN = layout.run_dir("{dataset}", "{variant}", "{seed}")
-DATA = layout.data_dir("{dataset}")
-BASELINES = layout.baselines_dir("{dataset}")
+# Wildcard patterns of the per-run, per-dataset and per-job files (names from blurbench.layout).
+RUN_JOB = layout.run_id("{dataset}", "{variant}", "{seed}")
+RUN_FILE = {k: layout.run_file("{dataset}", "{variant}", "{seed}", k) for k in layout.TRAIN_FILES}
+EVAL_FILE = {k: layout.eval_file("{dataset}", "{variant}", "{seed}", k) for k in layout.EVAL_FILES}
+SPLIT = {s: layout.data_file("{dataset}", s) for s in ("train", "test")}
 RUN_DATASETS = sorted({spec.dataset for spec in GRID.runs.values()})
 
 
 def all_metric_files():
     """Every run's metrics and every dataset's baselines: what aggregate concatenates."""
-    return ([f"{layout.run_dir(s.dataset, s.variant, s.seed)}/eval/metrics.csv" for _, s in sorted(GRID.runs.items())]
-            + [f"{layout.baselines_dir(d)}/metrics.csv" for d in RUN_DATASETS])
+    return ([layout.eval_file(s.dataset, s.variant, s.seed, "metrics") for _, s in sorted(GRID.runs.items())]
+            + [layout.baselines_metrics(d) for d in RUN_DATASETS])
 
 
 def fid_stats_input(wildcards):
@@ -127,6 +129,26 @@ FIGURE_SUBCATEGORY = {"qualitative": "Qualitative", "kernels": "Kernel evolution
                       "rate": "Controls: rate and sharpness"}
 
 
-# Per-run files the figures read; every run writes them, an untrained one empty (shown as n/a).
-FIGURE_RUNS = [layout.run_dir(d, m, FIGURE_SEED) for d in MAIN["datasets"] for m in MAIN["methods"]]
-KERNEL_RUNS = [layout.run_dir(d, m, FIGURE_SEED) for d in MAIN["datasets"] for m in KERNEL_METHODS]
+# Per-run files the figures read, by dataset and method; every run writes them, an untrained one
+# empty (shown as n/a). The figures rule passes exactly these paths (JSON) to the code.
+FIGURE_FILES = {d: {m: {"examples": layout.eval_file(d, m, FIGURE_SEED, "examples"),
+                        "spectra": layout.eval_file(d, m, FIGURE_SEED, "spectra"),
+                        "train_log": layout.run_file(d, m, FIGURE_SEED, "train_log"),
+                        **({"probe": layout.run_file(d, m, FIGURE_SEED, "probe")} if m in KERNEL_METHODS else {})}
+                    for m in MAIN["methods"]}
+                for d in MAIN["datasets"]}
+# The comparison's inputs: per dataset, method and seed the per-image values and features; per dataset
+# the FID reference statistics (when FID is on) and the baselines (blur ladder).
+COMPARISON_FILES = {d: {"runs": {m: {str(s): {k: layout.eval_file(d, m, s, k) for k in ("per_image", "features")}
+                                             for s in GRID.config["seeds"]}
+                                 for m in MAIN["methods"]},
+                        "fid_stats": layout.fid_stats_path(d) if GRID.config["evaluate"]["fid"] else None,
+                        "baselines": layout.baselines_metrics(d)}
+                    for d in MAIN["datasets"]}
+
+
+def files_of(tree):
+    """Every path in a nested dict of paths (the input list of the rule the dict describes)."""
+    if isinstance(tree, dict):
+        return [p for v in tree.values() for p in files_of(v)]
+    return [] if tree is None else [tree]

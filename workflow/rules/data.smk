@@ -3,16 +3,16 @@
 
 rule prepare:
     output:
-        train=f"{DATA}/train.npy",
-        test=f"{DATA}/test.npy",
-        meta=f"{DATA}/meta.json",
+        train=SPLIT["train"],
+        test=SPLIT["test"],
+        meta=f"{layout.data_dir('{dataset}')}/{layout.META}",
     params:
         spec=dataset_spec,
         out_dir=lambda wc, output: os.path.dirname(output.train),
     log:
-        f"{RESULTS}/logs/prepare/{{dataset}}.log",
+        layout.log_file("prepare", "{dataset}"),
     benchmark:
-        f"{RESULTS}/benchmarks/prepare/{{dataset}}.tsv"
+        layout.benchmark_file("prepare", "{dataset}")
     resources:
         mem_mb=4000,
         runtime=60,
@@ -25,7 +25,7 @@ rule prepare:
 
 rule fid_stats:
     input:
-        test=f"{DATA}/test.npy",
+        test=SPLIT["test"],
     output:
         stats=layout.fid_stats_path("{dataset}"),
     params:
@@ -33,9 +33,9 @@ rule fid_stats:
         batch_size=lambda wc: GRID.config["evaluate"]["batch_size"],
     threads: THREADS
     log:
-        f"{RESULTS}/logs/fid_stats/{{dataset}}.log",
+        layout.log_file("fid_stats", "{dataset}"),
     benchmark:
-        f"{RESULTS}/benchmarks/fid_stats/{{dataset}}.tsv"
+        layout.benchmark_file("fid_stats", "{dataset}")
     resources:
         mem_mb=4000,
         runtime=60,
@@ -50,20 +50,20 @@ rule fid_stats:
 rule baselines:
     """Trivial baselines and the blur ladder of one dataset's test split, scored like the runs."""
     input:
-        train=f"{DATA}/train.npy",
-        test=f"{DATA}/test.npy",
+        train=SPLIT["train"],
+        test=SPLIT["test"],
         fid_stats=fid_stats_input,
     output:
-        metrics=f"{BASELINES}/metrics.csv",
+        metrics=layout.baselines_metrics("{dataset}"),
     params:
         spec=baseline_spec,
         data_dir=lambda wc, input: os.path.dirname(input.test),
         fid_flag=lambda wc, input: f"--fid-stats {input.fid_stats}" if input.fid_stats else "",
     threads: THREADS
     log:
-        f"{RESULTS}/logs/baselines/{{dataset}}.log",
+        layout.log_file("baselines", "{dataset}"),
     benchmark:
-        f"{RESULTS}/benchmarks/baselines/{{dataset}}.tsv"
+        layout.benchmark_file("baselines", "{dataset}")
     resources:
         mem_mb=4000,
         runtime=60,
@@ -78,10 +78,10 @@ rule baselines:
 rule run_grid:
     """The expanded grid (one row per run with its parameters) and the effective config, for provenance."""
     output:
-        runs=report(f"{RESULTS}/runs.tsv", category="Provenance", labels={"file": "runs.tsv"},
+        runs=report(layout.runs_tsv(), category="Provenance", labels={"file": os.path.basename(layout.runs_tsv())},
                     caption="../report/provenance_runs.rst"),
-        config=report(f"{RESULTS}/config_used.yaml", category="Provenance",
-                      labels={"file": "config_used.yaml"}, caption="../report/provenance_config.rst"),
+        config=report(layout.config_used(), category="Provenance",
+                      labels={"file": os.path.basename(layout.config_used())}, caption="../report/provenance_config.rst"),
     params:
         grid=lambda wc: json.dumps(GRID.run_rows(), sort_keys=True),
         config=lambda wc: json.dumps(GRID.config, sort_keys=True),
@@ -98,7 +98,7 @@ rule fetch_weights:
     params:
         names=lambda wc: " ".join(weights_needed()),
     log:
-        f"{RESULTS}/logs/fetch_weights.log",
+        layout.log_file("fetch_weights"),
     localrule: True
     conda:
         CONDA_ENV

@@ -4,20 +4,13 @@
 
 rule evaluate:
     input:
-        model=f"{RUN}/model.pt",
-        train_log=f"{RUN}/train_log.csv",
-        test=f"{DATA}/test.npy",
+        model=RUN_FILE["model"],
+        train_log=RUN_FILE["train_log"],
+        test=SPLIT["test"],
         fid_stats=fid_stats_input,
-        baselines=f"{BASELINES}/metrics.csv",
+        baselines=layout.baselines_metrics("{dataset}"),
     output:
-        metrics=f"{RUN}/eval/metrics.csv",
-        per_image=f"{RUN}/eval/per_image.csv",
-        features=f"{RUN}/eval/features.npz",
-        examples=f"{RUN}/eval/examples.npz",
-        spectra=f"{RUN}/eval/spectra.npz",
-        recon=f"{RUN}/eval/recon.png",
-        samples=f"{RUN}/eval/samples.png",
-        provenance=f"{RUN}/eval/provenance.json",
+        **EVAL_FILE,
     params:
         spec=eval_spec,
         data_dir=lambda wc, input: os.path.dirname(input.test),
@@ -25,9 +18,9 @@ rule evaluate:
         fid_flag=lambda wc, input: f"--fid-stats {input.fid_stats}" if input.fid_stats else "",
     threads: THREADS
     log:
-        f"{RESULTS}/logs/evaluate/{{dataset}}/{{variant}}/seed{{seed}}.log",
+        layout.log_file("evaluate", RUN_JOB),
     benchmark:
-        f"{RESULTS}/benchmarks/evaluate/{{dataset}}/{{variant}}/seed{{seed}}.tsv"
+        layout.benchmark_file("evaluate", RUN_JOB)
     resources:
         mem_mb=lambda wc, attempt: 6000 * attempt,
         runtime=lambda wc, attempt: 60 * attempt,
@@ -44,9 +37,9 @@ rule aggregate:
     input:
         all_metric_files(),
     output:
-        f"{RESULTS}/metrics.csv",
+        layout.metrics_csv(),
     log:
-        f"{RESULTS}/logs/aggregate.log",
+        layout.log_file("aggregate"),
     conda:
         CONDA_ENV
     shell:

@@ -5,103 +5,96 @@ import json
 
 rule tables:
     input:
-        metrics=f"{RESULTS}/metrics.csv",
+        metrics=layout.metrics_csv(),
     output:
-        csv=expand(f"{RESULTS}/tables/{{name}}.csv", name=TABLES),
-        md=expand(f"{RESULTS}/tables/{{name}}.md", name=TABLES),
-        tex=expand(f"{RESULTS}/tables/{{name}}.tex", name=TABLES),
-        html=[report(f"{RESULTS}/tables/{n}.html", caption=_table_caption(n), category="Tables",
+        csv=[layout.table_file(n, "csv") for n in TABLES],
+        md=[layout.table_file(n, "md") for n in TABLES],
+        tex=[layout.table_file(n, "tex") for n in TABLES],
+        html=[report(layout.table_file(n, "html"), caption=_table_caption(n), category="Tables",
                      labels={"table": n}) for n in TABLES],
-        adequacy=f"{RESULTS}/tables/adequacy.csv",
+        adequacy=layout.adequacy_csv(),
     params:
         experiments=json.dumps(EXPERIMENTS, sort_keys=True),
         min_gain_db=GRID.config["evaluate"]["min_gain_db"],
-        out_dir=lambda wc, output: os.path.dirname(output.csv[0]),
+        out_dir=layout.tables_dir(),
     log:
-        f"{RESULTS}/logs/tables.log",
+        layout.log_file("tables"),
     conda:
         CONDA_ENV
     shell:
         "python -m blurbench tables --metrics {input.metrics:q} --out {params.out_dir:q} "
-        "--experiments {params.experiments:q} --min-gain-db {params.min_gain_db} > {log:q} 2>&1"
+        "--adequacy {output.adequacy:q} --experiments {params.experiments:q} "
+        "--min-gain-db {params.min_gain_db} > {log:q} 2>&1"
 
 
 rule comparison:
     """Every method against the reference, paired, with bootstrap CIs (blurbench.comparison)."""
     input:
-        per_image=[f"{layout.run_dir(d, m, s)}/eval/per_image.csv" for d in MAIN["datasets"]
-                   for m in MAIN["methods"] for s in GRID.config["seeds"]],
-        features=[f"{layout.run_dir(d, m, s)}/eval/features.npz" for d in MAIN["datasets"]
-                  for m in MAIN["methods"] for s in GRID.config["seeds"]],
-        baselines=[f"{layout.baselines_dir(d)}/metrics.csv" for d in MAIN["datasets"]],
-        fid_stats=[layout.fid_stats_path(d) for d in MAIN["datasets"]] if GRID.config["evaluate"]["fid"] else [],
+        files_of(COMPARISON_FILES),
     output:
-        csv=f"{RESULTS}/tables/comparison.csv",
-        md=f"{RESULTS}/tables/comparison.md",
-        tex=f"{RESULTS}/tables/comparison.tex",
-        html=report(f"{RESULTS}/tables/comparison.html", caption="../report/table_comparison.rst",
+        csv=layout.table_file("comparison", "csv"),
+        md=layout.table_file("comparison", "md"),
+        tex=layout.table_file("comparison", "tex"),
+        html=report(layout.table_file("comparison", "html"), caption="../report/table_comparison.rst",
                     category="Comparison", labels={"table": "comparison"}),
     params:
+        files=json.dumps(COMPARISON_FILES, sort_keys=True),
         main=json.dumps({k: MAIN[k] for k in ("datasets", "methods", "reference")}, sort_keys=True),
-        seeds=",".join(map(str, GRID.config["seeds"])),
         n_boot=GRID.config["evaluate"]["n_boot"],
         n_boot_set=GRID.config["evaluate"]["n_boot_set"],
-        out_dir=lambda wc, output: os.path.dirname(output.csv),
+        out_dir=layout.tables_dir(),
     log:
-        f"{RESULTS}/logs/comparison.log",
+        layout.log_file("comparison"),
     benchmark:
-        f"{RESULTS}/benchmarks/comparison.tsv"
+        layout.benchmark_file("comparison")
     conda:
         CONDA_ENV
     shell:
-        "python -m blurbench comparison --main {params.main:q} --seeds {params.seeds} --results {RESULTS} "
+        "python -m blurbench comparison --files {params.files:q} --main {params.main:q} "
         "--out {params.out_dir:q} --n-boot {params.n_boot} --n-boot-set {params.n_boot_set} > {log:q} 2>&1"
 
 
 rule figures:
     input:
-        metrics=f"{RESULTS}/metrics.csv",
-        examples=[f"{r}/eval/examples.npz" for r in FIGURE_RUNS],
-        spectra=[f"{r}/eval/spectra.npz" for r in FIGURE_RUNS],
-        train_logs=[f"{r}/train_log.csv" for r in FIGURE_RUNS],
-        probes=[f"{r}/probe.npz" for r in KERNEL_RUNS],
+        metrics=layout.metrics_csv(),
+        runs=files_of(FIGURE_FILES),
     output:
-        png=[report(f"{RESULTS}/figures/{n}.png", caption=_figure_caption(n), category="Figures",
+        png=[report(layout.figure_file(n, "png"), caption=_figure_caption(n), category="Figures",
                     subcategory=FIGURE_SUBCATEGORY[n.split("_")[0]], labels={"figure": n})
              for n in FIGURES],
-        pdf=expand(f"{RESULTS}/figures/{{name}}.pdf", name=FIGURES),
+        pdf=[layout.figure_file(n, "pdf") for n in FIGURES],
     params:
+        files=json.dumps(FIGURE_FILES, sort_keys=True),
         experiments=json.dumps(EXPERIMENTS, sort_keys=True),
-        kernel_methods=",".join(KERNEL_METHODS),
         seed=FIGURE_SEED,
-        results=lambda wc, input: os.path.dirname(input.metrics),
-        out_dir=lambda wc, output: os.path.dirname(output.pdf[0]),
+        out_dir=layout.figures_dir(),
     log:
-        f"{RESULTS}/logs/figures.log",
+        layout.log_file("figures"),
     conda:
         CONDA_ENV
     shell:
-        "python -m blurbench figures --results {params.results:q} --metrics {input.metrics:q} "
-        "--out {params.out_dir:q} --experiments {params.experiments:q} "
-        "--kernel-methods {params.kernel_methods:q} --seed {params.seed} > {log:q} 2>&1"
+        "python -m blurbench figures --files {params.files:q} --metrics {input.metrics:q} "
+        "--out {params.out_dir:q} --experiments {params.experiments:q} --seed {params.seed} > {log:q} 2>&1"
 
 
 rule timing:
     """CPU seconds per rule and per job (results/timing.csv), from the jobs' benchmark files."""
     input:
-        [f"{RESULTS}/benchmarks/{rule}/{layout.run_id(s.dataset, s.variant, s.seed)}.tsv"
+        [layout.benchmark_file(rule, layout.run_id(s.dataset, s.variant, s.seed))
          for s in GRID.runs.values() for rule in ("train", "evaluate")]
-        + [f"{RESULTS}/benchmarks/{rule}/{d}.tsv" for d in RUN_DATASETS
+        + [layout.benchmark_file(rule, d) for d in RUN_DATASETS
            for rule in ("prepare", "baselines") + (("fid_stats",) if GRID.config["evaluate"]["fid"] else ())]
-        + [f"{RESULTS}/benchmarks/comparison.tsv"],
+        + [layout.benchmark_file("comparison")],
     output:
-        f"{RESULTS}/timing.csv",
+        layout.timing_csv(),
+    params:
+        root=f"{RESULTS}/{layout.BENCHMARKS}",
     log:
-        f"{RESULTS}/logs/timing.log",
+        layout.log_file("timing"),
     conda:
         CONDA_ENV
     shell:
-        "python -m blurbench timing --root {RESULTS}/benchmarks --out {output:q} {input:q} > {log:q} 2>&1"
+        "python -m blurbench timing --root {params.root:q} --out {output:q} {input:q} > {log:q} 2>&1"
 
 
 rule all_tables:
@@ -114,7 +107,7 @@ rule all_tables:
 
 onsuccess:
     # One warning line when some run did not learn (tables mark it with a footnote); not an error.
-    _adequacy = f"{RESULTS}/tables/adequacy.csv"
+    _adequacy = layout.adequacy_csv()
     if os.path.exists(_adequacy):
         import csv
 

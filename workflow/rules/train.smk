@@ -4,13 +4,10 @@
 
 rule train:
     input:
-        train=f"{DATA}/train.npy",
-        test=f"{DATA}/test.npy",
+        train=SPLIT["train"],
+        test=SPLIT["test"],
     output:
-        model=f"{RUN}/model.pt",
-        log_csv=f"{RUN}/train_log.csv",
-        probe=f"{RUN}/probe.npz",
-        provenance=f"{RUN}/provenance.json",
+        **RUN_FILE,
     params:
         spec=run_spec,
         data_dir=lambda wc, input: os.path.dirname(input.train),
@@ -18,9 +15,9 @@ rule train:
         checkpoint=layout.checkpoint_path("{dataset}", "{variant}", "{seed}"),
     threads: THREADS
     log:
-        f"{RESULTS}/logs/train/{{dataset}}/{{variant}}/seed{{seed}}.log",
+        layout.log_file("train", RUN_JOB),
     benchmark:
-        f"{RESULTS}/benchmarks/train/{{dataset}}/{{variant}}/seed{{seed}}.tsv"
+        layout.benchmark_file("train", RUN_JOB)
     resources:
         mem_mb=lambda wc, attempt: 4000 * attempt,
         runtime=lambda wc, attempt: 120 * attempt,
