@@ -38,7 +38,6 @@ DEFAULTS = {
 }
 # The evaluate keys that per-run (and baseline) metrics depend on; the others shape only the tables.
 EVALUATE_KEYS = ("n_fid", "fid", "lpips", "hfer_cutoff", "n_examples", "batch_size")
-TABLE_KEYS = ("min_gain_db", "n_boot", "n_boot_set", "fid_ablations")
 
 
 def merge(base: dict, override: dict, where: str) -> dict:

@@ -59,7 +59,8 @@ def device_name(device) -> str:
 
 
 def collect(device, started: str) -> dict:
-    """Every field of FIELDS for a job that ran on `device` since `started`."""
+    """Every field of FIELDS but "finished" for a job that runs on `device` since `started`
+    (`write` stamps "finished", so the two times bracket the work between them)."""
     import torch
 
     try:
@@ -71,11 +72,12 @@ def collect(device, started: str) -> dict:
     return {"blurbench_version": own, "git_commit": commit, "git_dirty": dirty,
             "torch_version": torch.__version__, "cuda_version": torch.version.cuda or "none",
             "cudnn_version": str(cudnn) if cudnn else "none", "device": device_name(device),
-            "host": platform.node(), "started": started, "finished": now()}
+            "host": platform.node(), "started": started}
 
 
 def write(path: str | Path, record: dict) -> None:
-    write_text(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
+    """Write `record` with "finished" = now: call it when the job's work is done."""
+    write_text(path, json.dumps({**record, "finished": now()}, indent=2, sort_keys=True) + "\n")
 
 
 def row_columns(record: dict) -> dict:

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from .config import build_grid, load_yaml
 from .layout import format_value
+from .results_schema import FID_MIN_N
+from .weights import LPIPS_METRIC_NET
 
 BEGIN = "<!-- default-run table: generated from config/config.yaml by `python -m blurbench readme`; do not edit -->"
 END = "<!-- end of the generated table -->"
@@ -44,7 +46,7 @@ def default_run_table(config_path: str | Path) -> str:
                      f"σ² {model['sigma2']}, β {model['beta']}"),
         ("evaluation", f"MSE, PSNR, SSIM, LPIPS{' (alex)' if ev['lpips'] else ' off'}, "
                        f"FID-recon and FID-gen on N = {ev['n_fid']}"
-                       f"{' (marked biased: N < 2048)' if ev['n_fid'] < 2048 else ''}"
+                       f"{f' (marked biased: N < {FID_MIN_N})' if ev['n_fid'] < FID_MIN_N else ''}"
                        f"{'' if ev['fid_ablations'] else ', main-table runs only'}, HFER (cutoff "
                        f"{ev['hfer_cutoff']} × Nyquist), equivalent blur over the ladder σ ∈ "
                        f"{_values(ev['blur_ladder'])} px, rate; undertrained below +{format_value(ev['min_gain_db'])} dB"),
