@@ -1,0 +1,55 @@
+"""config/study.yaml is the default config plus the study's overrides, never a second copy that drifts."""
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from blurbench import study_config
+from blurbench.config import build_grid, load_yaml
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT = REPO / "config" / "config.yaml"
+STUDY = REPO / "config" / "study.yaml"
+
+
+def test_committed_study_is_what_the_default_and_the_overrides_give():
+    assert STUDY.read_text() == study_config.render(load_yaml(DEFAULT)), (
+        "config/study.yaml is stale: python -c \"from blurbench.study_config import write; "
+        "write('config/config.yaml', 'config/study.yaml')\"")
+
+
+def test_a_change_to_the_default_reaches_the_study_and_only_the_overrides_differ():
+    default = load_yaml(DEFAULT)
+    default["train"]["steps"] = 999
+    default["datasets"]["shapes"]["params"]["n_train"] = 17
+    study = yaml.safe_load(study_config.render(default))
+    expected = copy.deepcopy(default)
+    expected["seeds"] = [0, 1, 2]
+    del expected["experiments"]["ablations"]["eps"], expected["experiments"]["ablations"]["kernel_size"]
+    assert study == expected
+    assert default["experiments"]["ablations"].keys() >= {"eps", "kernel_size"}  # the input is not mutated
+
+
+def test_nested_overrides_merge_key_by_key():
+    default = {"train": {"steps": 600, "lr": 0.001}, "seeds": [0]}
+    assert study_config.apply(default, {"train": {"steps": 2000}}, ()) == {"train": {"steps": 2000, "lr": 0.001},
+                                                                           "seeds": [0]}
+
+
+@pytest.mark.parametrize("overrides, removed, key", [
+    ({"train": {"step": 2000}}, (), "study override 'train.step'"),
+    ({"seed": [0, 1]}, (), "study override 'seed'"),
+    ({}, ("experiments.ablations.nope",), "study removal 'experiments.ablations.nope'"),
+    ({}, ("seeds.x",), "study removal 'seeds.x'"),
+])
+def test_a_key_the_default_lacks_is_an_error_naming_it(overrides, removed, key):
+    with pytest.raises(ValueError, match=key.replace(".", r"\.") + ".*no such key"):
+        study_config.apply(load_yaml(DEFAULT), overrides, removed)
+
+
+def test_the_study_is_a_valid_config_with_its_seeds_and_without_the_dropped_ablations():
+    grid = build_grid(load_yaml(STUDY), check_data=False)
+    assert {spec.seed for spec in grid.runs.values()} == {0, 1, 2}
+    assert set(grid.ablations) == {"sigma2", "normalize_gain"}
