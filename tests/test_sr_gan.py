@@ -78,3 +78,87 @@ def test_instance_noise_anneals_linearly_to_zero():
     x = torch.zeros(10_000, dtype=torch.float64)
     assert losses.add_instance_noise(x, 0.0) is x
     assert losses.add_instance_noise(x, 0.2, torch.Generator().manual_seed(0)).std().item() == pytest.approx(0.2, rel=0.05)
+
+
+# --- the SR network and its training step ---------------------------------------------------------
+
+from blurbench.errors import ConfigError  # noqa: E402
+from blurbench.sr.network import SRNet, SRTrainingDiverged, train_sr  # noqa: E402
+from blurbench.sr.operators import make_operator  # noqa: E402
+
+
+def smooth_images(n, seed=0):
+    """Random smooth 16² RGB images in [0, 1]: 4² uniform noise upsampled bilinearly, which a
+    network can learn to interpolate better than A⁺y does."""
+    gen = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(n, 3, 4, 4, generator=gen)
+    return torch.nn.functional.interpolate(coarse, size=16, mode="bilinear", align_corners=False)
+
+
+@pytest.mark.parametrize("op_name", ["avgpool", "gaussian"])
+def test_aff_mse_outputs_are_consistent_and_mse_trains(op_name):
+    op = make_operator(op_name, (16, 16), factor=4)
+    x = smooth_images(32)
+    model, log = train_sr("aff_mse", x, op, steps=30, batch=8, lr=1e-3, seed=0, width=16, depth=2, log_every=1)
+    test = smooth_images(8, seed=1)
+    y = op.A(test)
+    with torch.no_grad():
+        x_hat = model(y)
+    assert ((op.A(x_hat) - y).norm() / y.norm()).item() <= 1e-6
+    assert all(r["lr_rel"] <= 1e-12 for r in log)  # squared relative error
+    model, log = train_sr("mse", x, op, steps=120, batch=8, lr=3e-3, seed=0, width=16, depth=2, log_every=1)
+    first, last = np.mean([r["loss"] for r in log[:10]]), np.mean([r["loss"] for r in log[-10:]])
+    assert last < 0.7 * first
+    assert model.features(y).shape == (8, 16, 4, 4)
+
+
+def test_gan_methods_run_and_only_aff_gan_is_projected():
+    op = make_operator("avgpool", (16, 16), factor=4)
+    x = smooth_images(16)
+    y = op.A(smooth_images(4, seed=2))
+    rel = {}
+    for method in ("aff_gan", "soft_gan"):
+        model, log = train_sr(method, x, op, steps=6, batch=8, lr=1e-3, seed=0, width=16, depth=1, log_every=3)
+        assert [r["step"] for r in log] == [3, 6]
+        assert log[0]["noise"] > log[1]["noise"] > 0  # annealed linearly over the 6 steps
+        with torch.no_grad():
+            x_hat = model(y)
+        assert torch.isfinite(x_hat).all()
+        rel[method] = ((op.A(x_hat) - y).norm() / y.norm()).item()
+    assert rel["aff_gan"] <= 1e-6 < rel["soft_gan"]
+
+
+def test_diverging_gan_stops_at_the_step_and_keeps_finite_parameters():
+    op = make_operator("avgpool", (16, 16), factor=4)
+    with pytest.raises(SRTrainingDiverged, match=r"^\[sr aff_gan\] .* became (nan|inf|-inf) at step (\d+); stopped") as e:
+        train_sr("aff_gan", smooth_images(16), op, steps=50, batch=8, lr=30.0, seed=0, width=8, depth=1)
+    assert "\n" not in str(e.value) and e.value.step > 1
+    assert f"(after step {e.value.step - 1})" in str(e.value)
+    assert all(torch.isfinite(p).all() for p in e.value.model.parameters())
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(method="wgan"), "sr method 'wgan' is unknown; expected one of mse, aff_mse, aff_gan, soft_gan"),
+    (dict(hr_train=torch.rand(4, 3, 32, 32)), "sr hr_train is 32×32 but the operator was built for 16×16"),
+    (dict(hr_train=torch.full((4, 3, 16, 16), float("nan"))), "sr hr_train holds NaN or infinite values"),
+    (dict(steps=0), "sr steps 0 must be a positive integer"),
+    (dict(lr=-1.0), "sr lr -1.0 must be a positive number"),
+])
+def test_train_sr_refuses_bad_input(kwargs, match):
+    args = dict(method="mse", hr_train=torch.rand(4, 3, 16, 16), operator=make_operator("avgpool", (16, 16)),
+                steps=2, batch=2, lr=1e-3, seed=0) | kwargs
+    with pytest.raises(ConfigError, match=match):
+        train_sr(**args)
+
+
+def test_projection_layer_is_optional_in_the_same_network():
+    op = make_operator("gaussian", (16, 16), factor=4)
+    torch.manual_seed(0)
+    plain = SRNet(op, 3, width=8, depth=1)
+    projected = SRNet(op, 3, width=8, depth=1, project=True)
+    projected.load_state_dict(plain.state_dict())
+    y = op.A(smooth_images(2))
+    with torch.no_grad():
+        a, b = plain(y), projected(y)
+    assert (op.A(a) - y).norm() > 1e-3 * y.norm()
+    torch.testing.assert_close(b, op.project(a, y), rtol=0, atol=1e-6)
