@@ -1,0 +1,92 @@
+"""The projection's cost per SR training step: `SRNet` with the affine projection against the same
+network without it.
+
+Both variants are the default SR network of `blurbench.sr.network` (width 64, depth 4, a 3×3 conv
+body at 16², PixelShuffle ×4), built from the same seed, trained with mean (x̂ − x)² and Adam on the
+same random 64²×3 images in [0, 1], batch 32, in one process. A step is: y = A x, the forward pass,
+the loss, the backward pass and the optimiser step, so the difference between the two is the
+projection f + A⁺(y − A f) in place of f + A⁺y, forward and backward. Rounds alternate which variant
+goes first, so load from other processes hits both alike; a few untimed steps first warm up both.
+
+Prints the median ms per step of each (wall clock; the CPU-time ratio, steadier on a shared machine,
+too), for the default `avgpool` operator and, as information, for `gaussian` (its A and A⁺ are FFTs at
+64²), and last `ratio: X.XX` = projected ÷ plain median time per step for `avgpool` (bar: ≤ 1.05).
+
+    python benchmarks/bench_sr_step.py [--threads 1] [--steps 40] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
+from blurbench.sr.network import SRNet  # noqa: E402
+from blurbench.sr.operators import make_operator  # noqa: E402
+
+SIZE, CHANNELS, BATCH = 64, 3, 32
+
+
+def make_step(op, project: bool, images: torch.Tensor):
+    """A closure running `n` training steps of one variant over the image pool."""
+    torch.manual_seed(0)
+    model = SRNet(op, CHANNELS, project=project)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    batches = images.split(BATCH)
+
+    def run(n: int) -> None:
+        for i in range(n):
+            x = batches[i % len(batches)]
+            y = op.A(x)
+            loss = (model(y) - x).pow(2).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+    return run
+
+
+def measure(op_name: str, steps: int, rounds: int, images: torch.Tensor) -> tuple[dict, dict]:
+    """Median wall and CPU seconds per step of each variant, over interleaved rounds."""
+    op = make_operator(op_name, (SIZE, SIZE), factor=4)
+    runners = {"plain": make_step(op, False, images), "projected": make_step(op, True, images)}
+    for run in runners.values():
+        run(3)
+    wall = {name: [] for name in runners}
+    cpu = {name: [] for name in runners}
+    for r in range(rounds):
+        for name in (list(runners) if r % 2 == 0 else list(runners)[::-1]):
+            t0, c0 = time.perf_counter(), time.process_time()
+            runners[name](steps)
+            wall[name].append((time.perf_counter() - t0) / steps)
+            cpu[name].append((time.process_time() - c0) / steps)
+    return ({k: statistics.median(v) for k, v in wall.items()}, {k: statistics.median(v) for k, v in cpu.items()})
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--rounds", type=int, default=5)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    images = torch.rand(4 * BATCH, CHANNELS, SIZE, SIZE, generator=torch.Generator().manual_seed(0))
+
+    print(f"SR training step, {SIZE}² HR ×4, batch {BATCH}, {args.threads} thread(s), {args.steps} steps × "
+          f"{args.rounds} interleaved rounds, torch {torch.__version__}")
+    ratios = {}
+    for op_name in ("gaussian", "avgpool"):
+        wall, cpu = measure(op_name, args.steps, args.rounds, images)
+        ratios[op_name] = wall["projected"] / wall["plain"]
+        print(f"  {op_name:8s} plain {1e3 * wall['plain']:6.1f} ms/step, projected {1e3 * wall['projected']:6.1f} "
+              f"ms/step; wall ratio {ratios[op_name]:.3f}, CPU-time ratio {cpu['projected'] / cpu['plain']:.3f}")
+    print(f"ratio: {ratios['avgpool']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
