@@ -58,9 +58,25 @@ def test_hfer_is_one_for_the_data_and_below_one_for_a_blur():
 def test_radial_average_of_white_noise_is_flat_and_parseval_holds():
     g = torch.Generator().manual_seed(2)
     x = torch.randn(64, 1, 32, 32, generator=g, dtype=torch.float64)
-    p = spectra.mean_power_spectrum(x)
+    raw = spectra.mean_power_spectrum(x, window=None)
     # ortho FFT: total power equals the pixel energy per image
-    assert p.sum() == pytest.approx(float(x.pow(2).sum() / 64), rel=1e-10)
-    freqs, raps = spectra.radial_average(p)
-    assert freqs[0] == 0 and freqs[-1] == pytest.approx(0.5)
-    assert np.allclose(raps[1:], 1.0, atol=0.15)
+    assert raw.sum() == pytest.approx(float(x.pow(2).sum() / 64), rel=1e-10)
+    # windowed: Parseval for the prepared images, and the window (mean square 1) keeps white noise at 1
+    assert spectra.mean_power_spectrum(x).sum() == pytest.approx(float(spectra.prepare(x).pow(2).sum() / 64), rel=1e-10)
+    # (the mean's removal touches only bins with |k| ≤ 1 per axis: rings 0 and 1)
+    for p, first in ((raw, 1), (spectra.mean_power_spectrum(x), 2)):
+        freqs, raps = spectra.radial_average(p)
+        assert freqs[0] == 0 and freqs[-1] == pytest.approx(0.5)
+        assert np.allclose(raps[first:], 1.0, atol=0.15)
+
+
+def test_the_window_removes_the_border_jump_from_the_high_band():
+    # A smooth ramp has no detail, but its periodic copy jumps at the border: unwindowed, that jump
+    # is high-band energy; windowed, (almost) none is left, and a constant leaves exactly none.
+    ramp = torch.linspace(0, 1, 32, dtype=torch.float64).expand(2, 1, 32, 32).contiguous()
+    raw, windowed = (spectra.high_band_energy(ramp, window=w).mean() for w in (None, "hann"))
+    assert windowed < 1e-4 * raw
+    assert spectra.high_band_energy(torch.full((2, 3, 16, 16), 0.7), window="hann").max() == 0
+    assert spectra.window_2d(16, 16).pow(2).mean() == pytest.approx(1.0, rel=1e-12)
+    with pytest.raises(ValueError, match="window"):
+        spectra.mean_power_spectrum(ramp, window="tukey")
