@@ -21,7 +21,7 @@ def by_c(rows):
 def test_affine_blows_up_beyond_the_training_range_and_the_spline_does_not(result):
     affine, spline = by_c(result["affine"][0]), by_c(result["spline"][0])
     far = max(affine)
-    # measured at seed 0: 955 against 19.5 (≈ 49×); asserted: at least 20×
+    # measured at seed 0: 903 against 19.5 (≈ 46×); asserted: at least 20×
     assert affine[far]["max_abs"] >= 20 * spline[far]["max_abs"]
     # the affine's max |x| grows monotonically once c leaves the range, into artifacts
     grow = [affine[c]["max_abs"] for c in sorted(affine) if c >= toy.TRAIN_RANGE[1]]

@@ -81,10 +81,11 @@ def evaluate_toy(flow: ConditionalFlow, conditions=CONDITIONS, n: int = 1000, te
     return rows, samples
 
 
-def run_toy(steps: int = 600, seed: int = 0, conditions=CONDITIONS) -> dict[str, tuple[list[dict], dict]]:
-    """Train and evaluate both couplings; {kind: (rows, samples)}, every row tagged with its coupling."""
+def run_toy(steps: int = 600, seed: int = 0, conditions=CONDITIONS,
+            kinds=("affine", "spline")) -> dict[str, tuple[list[dict], dict]]:
+    """Train and evaluate each coupling kind; {kind: (rows, samples)}, every row tagged with its coupling."""
     out = {}
-    for kind in ("affine", "spline"):
+    for kind in kinds:
         rows, samples = evaluate_toy(train_toy(kind, steps=steps, seed=seed), conditions)
         out[kind] = ([{"coupling": kind, **r} for r in rows], samples)
     return out
@@ -102,6 +103,8 @@ def toy_figure(result: dict[str, tuple[list[dict], dict]], path: Path,
     fig, axes = plt.subplots(len(kinds), len(shown) + 1, figsize=(3 * (len(shown) + 1), 3 * len(kinds)),
                              squeeze=False)
     lim = 1.5 * ARTIFACT_THRESHOLD
+    peaks = [min(r["max_abs"], 1e30) for rows, _ in result.values() for r in rows]
+    norm_lim = (0.8 * min(peaks), 1.25 * max(max(peaks), ARTIFACT_THRESHOLD))  # one scale for every coupling
     for i, kind in enumerate(kinds):
         rows, samples = result[kind]
         for j, c in enumerate(shown):
@@ -117,7 +120,7 @@ def toy_figure(result: dict[str, tuple[list[dict], dict]], path: Path,
         ax.semilogy([r["c"] for r in rows], [min(r["max_abs"], 1e30) for r in rows], "o-")
         ax.axhline(ARTIFACT_THRESHOLD, color="tab:red", ls="--", lw=1)
         ax.axvspan(*TRAIN_RANGE, color="0.9")
-        ax.set(xlabel="condition c", ylabel="max |x| over samples", title=f"{kind}: max |x| vs c")
+        ax.set(xlabel="condition c", ylabel="max |x| over samples", ylim=norm_lim, title=f"{kind}: max |x| vs c")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
