@@ -92,8 +92,8 @@ def posterior_estimates(roll: SwissRoll, y: torch.Tensor, step: float = 0.05):
 
     lo_u, hi_u = m.min().item() - 5 * sig, m.max().item() + 5 * sig
     grid = torch.arange(lo_u, hi_u + step, step, dtype=torch.float64)
-    best = grid[torch.cat([log_post(grid[None, :32 * k + 32].expand(len(y), -1)[:, 32 * k:])
-                           for k in range(-(-len(grid) // 32))], 1).argmax(1)]
+    scores = torch.cat([log_post(g.expand(len(y), -1)) for g in grid[None].split(32, 1)], 1)  # (N, U)
+    best = grid[scores.argmax(1)]
     lo, hi = best - step, best + step
     phi = (math.sqrt(5) - 1) / 2
     for _ in range(40):
@@ -104,10 +104,9 @@ def posterior_estimates(roll: SwissRoll, y: torch.Tensor, step: float = 0.05):
     u_map = (lo + hi) / 2
     u_mean = (logw.exp() * m).sum(1)
     lo, hi = torch.full_like(y, lo_u), torch.full_like(y, hi_u)
-    normal = torch.distributions.Normal(0.0, 1.0)
     for _ in range(60):
         mid = (lo + hi) / 2
-        below = (logw.exp() * normal.cdf((mid[:, None] - m) / sig)).sum(1) < 0.5
+        below = (logw.exp() * torch.special.ndtr((mid[:, None] - m) / sig)).sum(1) < 0.5
         lo, hi = torch.where(below, mid, lo), torch.where(below, hi, mid)
     line = lambda uu: y[:, None] * roll.a + uu[:, None] * roll.b  # noqa: E731
     return {"MAP": line(u_map), "MSE": line(u_mean), "MAE": line((lo + hi) / 2)}
