@@ -58,3 +58,10 @@ def test_figure_is_written(result, tmp_path):
     path = tmp_path / "toy.png"
     toy.toy_figure(result, path)
     assert path.stat().st_size > 10_000
+
+
+def test_ood_score_predicts_the_affine_artifacts_and_the_spline_has_none(result):
+    rows = {r["coupling"]: r for r in toy.toy_ood(result)}
+    affine, spline = rows["affine"], rows["spline"]
+    assert affine["n_artifacts"] > 0 and affine["auroc"] > 0.8 and affine["spearman_rho"] > 0
+    assert spline["n_artifacts"] == 0 and np.isnan(spline["auroc"])  # a null result stays visible
