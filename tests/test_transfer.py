@@ -231,6 +231,7 @@ def test_curves_and_saved_arrays_need_no_images(x32, tmp_path):
     np.testing.assert_allclose(curves["data"], data, rtol=1e-9)  # RAPS units
     freq_h, mtf, energy = T.annulus_transfer(back)
     np.testing.assert_array_equal(freq_h, freq)
+    assert np.isnan(mtf[0]) and energy[0] < 1e-20 * energy.sum()  # the window's mean removal empties DC
     assert abs(mtf[1] - 1) < 0.05 and mtf[-1] < 0.05  # low frequencies pass, Nyquist is gone at σ = 1
 
 

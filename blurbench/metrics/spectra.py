@@ -7,7 +7,8 @@ frequencies (noise or artefacts).
 Window. The FFT treats an image as periodic, so the jump between opposite borders is an edge of
 full contrast in every image. Unwindowed, it dominates the high band: the test images blurred by
 σ = 4 px with reflected borders (the blur ladder) keep an HFER of 0.30 on shapes at 32², and the
-ladder's rows are told apart mostly by how they treat their borders. So every spectrum here is
+ladder's rows are told apart mostly by how they treat their borders; and a VAE reproduces the jump
+(L2 on shapes, default config, seed 0: HFER 0.376 unwindowed, 0.090 windowed). So every spectrum here is
 taken of `prepare(images)`: each image channel minus its window-weighted mean, times a periodic
 Hann window normalised to mean square 1 (so white noise keeps its power). The mean's removal
 zeroes the DC bin and touches only bins with |k| ≤ 1 per axis (the periodic Hann window's DFT has

@@ -284,11 +284,13 @@ def pseudo_values(x: torch.Tensor, y: torch.Tensor, cutoff: float = 0.5, window:
 # ----------------------------------------------------------------------------- curves and the σ fit
 def annulus_transfer(cs: CrossSpectra) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(freq, |H| per annulus, data energy per annulus): |H| = Σ|S_yx| / Σ S_xx over the annulus
-    and the channels, i.e. |H| averaged with the data's energy as weights. Ring 0 (DC) included."""
+    and the channels, i.e. |H| averaged with the data's energy as weights. NaN for an annulus
+    without data energy (ring 0 under the window: the mean's removal empties the DC bin, leaving
+    only round-off, ~1e-30 of the total)."""
     freq, _ = spectra.radial_average(cs.sxx[0])
     energy = spectra.ring_sums(cs.sxx.sum(0))
-    mtf = np.divide(spectra.ring_sums(np.abs(cs.syx).sum(0)), energy, out=np.full_like(energy, np.nan),
-                    where=energy > 0)
+    has = energy > 1e-12 * energy.sum()
+    mtf = np.divide(spectra.ring_sums(np.abs(cs.syx).sum(0)), energy, out=np.full_like(energy, np.nan), where=has)
     return freq, mtf, energy
 
 
@@ -371,7 +373,7 @@ def fit_gaussian_mtf(cs: CrossSpectra, sigma_max: float | None = None) -> BlurFi
     if sigma_max <= 0:
         raise ValueError(f"sigma_max: expected > 0, got {sigma_max}")
     _, mtf, energy = annulus_transfer(cs)
-    use = (np.arange(len(energy)) >= 1) & (energy > 0)
+    use = (np.arange(len(energy)) >= 1) & np.isfinite(mtf)
     if not use.any():
         raise ValueError("the test images have no energy outside DC: no transfer function to fit")
     weight = energy[use] / energy[use].sum()
