@@ -142,6 +142,7 @@ def test_diverging_gan_stops_at_the_step_and_keeps_finite_parameters():
     (dict(hr_train=torch.rand(4, 3, 32, 32)), "sr hr_train is 32×32 but the operator was built for 16×16"),
     (dict(hr_train=torch.full((4, 3, 16, 16), float("nan"))), "sr hr_train holds NaN or infinite values"),
     (dict(steps=0), "sr steps 0 must be a positive integer"),
+    (dict(batch=5), "sr batch 5 exceeds the 4 training images"),
     (dict(lr=-1.0), "sr lr -1.0 must be a positive number"),
 ])
 def test_train_sr_refuses_bad_input(kwargs, match):

@@ -1,7 +1,5 @@
 """The 2-D Swiss-roll toy of Sønderby et al.: exact density, exact posterior estimates, the ordering."""
 
-import time
-
 import pytest
 import torch
 
@@ -11,10 +9,7 @@ from blurbench.sr import toy
 @pytest.fixture(scope="module")
 def result():
     torch.set_num_threads(1)
-    t0 = time.perf_counter()
-    res = toy.run_toy(seed=0)
-    res.seconds = time.perf_counter() - t0
-    return res
+    return toy.run_toy(seed=0)
 
 
 def test_density_is_normalised():
@@ -46,7 +41,6 @@ def test_ordering_map_affgan_mse(result):
     ce = result.cross_entropy
     assert ce["MAP"] + toy.ORDER_MARGIN["MAP<AffGAN"] < ce["AffGAN"]
     assert ce["AffGAN"] + toy.ORDER_MARGIN["AffGAN<MSE"] < ce["MSE"]
-    assert result.seconds < 60
 
 
 def test_projected_outputs_lie_on_the_constraint_line(result):

@@ -96,6 +96,8 @@ def _check_inputs(method, hr_train, operator, steps, batch, lr):
     for key, value in (("steps", steps), ("batch", batch)):
         if not isinstance(value, int) or value < 1:
             raise ConfigError(f"sr {key} {value!r} must be a positive integer")
+    if batch > hr_train.shape[0]:
+        raise ConfigError(f"sr batch {batch} exceeds the {hr_train.shape[0]} training images")
     if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
         raise ConfigError(f"sr lr {lr!r} must be a positive number")
 

@@ -164,7 +164,8 @@ class ToyResult:
 
 
 def run_toy(seed: int = 0, n_test: int = 500, gan_steps: int = 2000) -> ToyResult:
-    """All five methods on n_test held-out y, seeded; a few seconds on one CPU thread."""
+    """All five methods on n_test held-out y, seeded; 16 s on one CPU thread of the project's
+    2-core machine (up to 70 s when other jobs load it), almost all of it the two GANs."""
     roll = SwissRoll()
     gen = torch.Generator().manual_seed(seed)
     x_test = roll.sample(n_test, gen)
