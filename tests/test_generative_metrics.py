@@ -290,3 +290,15 @@ def test_prdc_sample_interval_is_never_too_narrow_at_the_minimum_n():
     """Samples: conservative, above the harness's 0.99 bound for some metrics (see prdc_paired_diff)."""
     _, rates = _prdc_coverage(gm.PRDC_MIN_N, "gen", seed=22)
     assert min(rates.values()) >= 0.90, rates
+
+
+def test_prdc_perfect_reconstruction_beats_one_off_the_data_manifold():
+    rng = np.random.default_rng(9)
+    _, off, test = _prdc_sets(rng, 128, "recon", PRDC_LATENT.lift)
+    est = gm.prdc_paired_diff(test, off, test, paired=True, n_sub=400)
+    for m in ("precision", "coverage"):  # the perfect one is inside every own ball: 1 against < 1
+        e = est[m]
+        assert e.lo <= e.diff <= e.hi and e.lo > 0, (m, e)
+        assert e.p < 0.05 and e.covers == "test images"
+    same = gm.prdc_paired_diff(off, off, test, paired=True, n_sub=50)
+    assert all((e.diff, e.lo, e.hi, e.p) == (0.0, 0.0, 0.0, 1.0) for e in same.values())
