@@ -31,6 +31,10 @@ different quantity from FID at N = 10000: its bias depends on N and on the metho
   means use the exact two-way ANOVA mean squares; set metrics take I and W from the joint
   resamples (the same counts for every seed), B from the per-seed estimates (`_seed_level`).
   With S = 3 the seed term has 2 df: where seed variance dominates, t quantiles near 4.3.
+  Measured coverage (tests/test_stats_coverage.py): per-image means 0.94-0.97 for seed SDs 0,
+  0.1, 0.3 at N = 256 and 24, S = 3 and 5; FID-recon (jackknife terms, S = 3, N = 24) calibrated
+  while the seed SD is up to ≈ 2× the image-level SD, but 0.73 (S = 3) and 0.86 (S = 5) when a
+  skewed seed effect is 7× it: 3-5 seeds cannot pin a skewed seed distribution's mean.
 
 p-values (two-sided, for "no difference"): centred bootstrap, T* − mean(T*) taken as the null
 distribution of θ̂: p = 2 (min(#{T* − c ≥ θ̂}, #{T* − c ≤ θ̂}) + 1) / (B + 1), capped at 1 (the
@@ -47,15 +51,15 @@ bootstrap p below it exists only from 2/1.25e-3 = 1600 resamples; calling a cell
 below it without the cell being fragile (2 SE below the threshold, counting the add-one's
 +2/B) takes ≈ 9000 (`resamples_to_resolve`), 2× below ≈ 18600, 5× below ≈ 5200. So N_BOOT_PER_IMAGE = N_BOOT_SET = 20000 (resolves p 2× below it): both
 bootstrapped kinds are matrix products (≈ 0.1-0.3 s for 256 images). FID is not bootstrapped:
-its jackknife costs N evaluations, each an SVD of (N − 1)² (≈ 0.25 s per FID cell, method and
-reference, at N = 128). For comparison, one bootstrap resample of the paired FID-recon (one side:
+its jackknife costs N evaluations, each an SVD of (N − 1)² (one FID cell, method and reference:
+≈ 0.28 s at N = 128, ≈ 2.5 s at N = 256, one core). For comparison, one bootstrap resample of the paired FID-recon (one side:
 an SVD of the k×k block of the k ≈ 0.63 N distinct images) costs ≈ 0.4 ms at N = 128 and ≈ 1.9 ms
 at N = 256 (one core): 20000 of them would be 16 s and 76 s per FID cell and seed.
 
 FID_MIN_N: FID below it shows its value but gets no verdict. Coverage alone does not bound N (the
 jackknife is calibrated from N = 8); the bound is what the interval covers: in the test's
 rank-256 generator, the expected FID-recon difference at N = 8 has the opposite sign of the
-population difference (+90 against −5900), ≈ 0 at N = 12, and the population's sign from
+population difference (+90 against −6700), ≈ 0 at N = 12, and the population's sign from
 N = 24 (−190, 3 % of it; 13 % at N = 64, 29 % at N = 128). FID_MIN_N is the smallest N of the
 grid (8, 24, 64, 128) at which the coverage test passes and the sign is the population's.
 """
