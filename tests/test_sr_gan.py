@@ -22,7 +22,7 @@ def log_p_torch(x):
 
 
 def grad_kl_by_quadrature():
-    """∇_θ KL[q_θ‖p] = ∫ ∇_θ q_θ(x) · log(q_θ(x)/p(x)) dx (the ∫∇q = 0 term dropped), by scipy.quad."""
+    """∇_θ KL[q_θ‖p] = ∫ ∇_θ q_θ(x) · log(q_θ(x)/p(x)) dx (the ∫∇q = 0 term dropped), by quad."""
     mu, rho = THETA
     s = np.exp(rho)
 
@@ -77,7 +77,8 @@ def test_instance_noise_anneals_linearly_to_zero():
     assert stds == pytest.approx([0.2, 0.15, 0.1, 0.0, 0.0])
     x = torch.zeros(10_000, dtype=torch.float64)
     assert losses.add_instance_noise(x, 0.0) is x
-    assert losses.add_instance_noise(x, 0.2, torch.Generator().manual_seed(0)).std().item() == pytest.approx(0.2, rel=0.05)
+    noisy = losses.add_instance_noise(x, 0.2, torch.Generator().manual_seed(0))
+    assert noisy.std().item() == pytest.approx(0.2, rel=0.05)
 
 
 # --- the SR network and its training step ---------------------------------------------------------
@@ -130,7 +131,8 @@ def test_gan_methods_run_and_only_aff_gan_is_projected():
 
 def test_diverging_gan_stops_at_the_step_and_keeps_finite_parameters():
     op = make_operator("avgpool", (16, 16), factor=4)
-    with pytest.raises(SRTrainingDiverged, match=r"^\[sr aff_gan\] .* became (nan|inf|-inf) at step (\d+); stopped") as e:
+    expected = r"^\[sr aff_gan\] .* became (nan|inf|-inf) at step (\d+); stopped"
+    with pytest.raises(SRTrainingDiverged, match=expected) as e:
         train_sr("aff_gan", smooth_images(16), op, steps=50, batch=8, lr=30.0, seed=0, width=8, depth=1)
     assert "\n" not in str(e.value) and e.value.step > 1
     assert f"(after step {e.value.step - 1})" in str(e.value)
