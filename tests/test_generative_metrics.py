@@ -69,7 +69,7 @@ def _pool3_like(rng, n, d=D):
 
 
 def test_kid_equals_torch_fidelity_on_unpaired_sets():
-    torch = pytest.importorskip("torch")
+    import torch
     from torch_fidelity.metric_kid import kid_features_to_metric
 
     rng = np.random.default_rng(1)
@@ -232,7 +232,7 @@ def _prdc_sets(rng, n, kind, lift):
 
 
 def test_prdc_equals_the_prdc_package():
-    prdc = pytest.importorskip("prdc")
+    import prdc
     rng = np.random.default_rng(6)
     for n, m in ((24, 24), (128, 100), (60, 90)):
         model, _, _ = _prdc_sets(rng, n, "recon", PRDC_LATENT.lift)
