@@ -195,6 +195,33 @@ def test_kid_paired_interval_is_calibrated_at_n128(kind):
     assert_calibrated(_kid_draw(kind, 128), repetitions=200, seed=12, what=f"KID {kind}, N = 128")
 
 
+def _kid_gen_stat_fixed_test(test_feats):
+    """The alternative kid_gen_stat rejected: the test side held fixed while the samples resample."""
+    y = np.asarray(test_feats, dtype=np.float64)
+    u_yy = gm._within(gm.poly_kernel(y, y))
+
+    def bind(items):
+        x = np.asarray(items, dtype=np.float64)
+        kxx, cross = gm.poly_kernel(x, x), gm.poly_kernel(x, y).mean(axis=1)
+        return lambda counts: (gm._weighted_within(kxx, counts.astype(float)) + u_yy
+                               - 2 * counts @ cross / counts.sum(axis=1))
+    return bind
+
+
+def test_kid_gen_with_the_test_side_fixed_undercovers():
+    """Why kid_gen_stat resamples the test images too: held fixed, their variation is missed."""
+    lat, truth, n = KID_LATENT, _kid_truth("gen"), 24
+    rng = np.random.default_rng(13)
+    hits = []
+    for _ in range(200):
+        u, test = rng.standard_normal((n, lat.q)), lat.lift(rng.standard_normal((n, lat.q)))
+        method, reference = lat.lift(GEN["method"] * u) + _SHIFT, lat.lift(GEN["reference"] * u)
+        fixed = stats.paired_set_diff(_kid_gen_stat_fixed_test(test), [method], [reference], n_boot=500)
+        assert fixed.diff == pytest.approx(gm.kid(method, test) - gm.kid(reference, test), rel=1e-9)
+        hits.append(fixed.lo <= truth <= fixed.hi)
+    assert np.mean(hits) < 0.90, np.mean(hits)
+
+
 def test_kid_perfect_reconstruction_beats_a_blurred_one():
     rng, lat = np.random.default_rng(5), KID_LATENT
     z = rng.standard_normal((128, lat.q))
