@@ -7,13 +7,17 @@ Two operators, both acting on each channel alike:
 - ``gaussian``: a circular convolution with a sampled, normalised Gaussian of standard deviation σ
   (taps on [−⌈4σ⌉, ⌈4σ⌉], wrapped onto the HR grid), then keeping every s-th pixel starting at 0.
   The default σ = (s − 1)/2 is scikit-image's anti-aliasing σ for a ×s reduction
-  (``skimage.transform.resize(anti_aliasing=True)``): 1.5 px at s = 4. A Aᵀ is a circular
-  convolution at LR resolution whose kernel is the HR autocorrelation of the blur taken every s
-  pixels, so its eigenvalues are that kernel's DFT, and A⁺ = Aᵀ(A Aᵀ)⁻¹ is applied in the Fourier
-  domain (as the explorable-SR CEM code does).
+  (``skimage.transform.resize(anti_aliasing=True)``): 1.5 px at s = 4. The blur is separable, so
+  A x = G_H x G_Wᵀ with G the (n/s × n) matrix of the 1-D blur-and-stride along an axis. Each
+  G Gᵀ is a circular convolution at LR resolution (its kernel is the 1-D autocorrelation of the
+  blur taken every s pixels), so its eigenvalues are that kernel's DFT and its inverse is taken in
+  the Fourier domain (as the explorable-SR CEM code does), once; then A⁺ = Aᵀ(A Aᵀ)⁻¹ =
+  P_H y P_Wᵀ with P = Gᵀ(G Gᵀ)⁻¹. The eigenvalues of A Aᵀ are the products of the two axes'.
+  Applying A, Aᵀ or A⁺ is two small matrix products per image (cheaper than 2-D FFTs at 64²).
 
 The projection of Sønderby et al., g(f, y) = f − A⁺(A f) + A⁺y, maps any f onto {x : A x = y}.
-An operator whose A Aᵀ is singular or has a condition number above ``MAX_CONDITION`` is refused,
+An operator whose A Aᵀ is numerically singular (condition number ≥ 1/(n·eps), numpy's matrix_rank
+tolerance, n the LR pixel count) or has a condition number above ``MAX_CONDITION`` is refused,
 because the projection would then amplify round-off by that factor.
 """
 
@@ -88,63 +92,73 @@ class AvgPool(Operator):
         return y[:, :, :, None, :, None].expand(n, c, h, s, w, s).reshape(n, c, h * s, w * s)
 
 
+def _blur_stride_matrix(n: int, factor: int, g: torch.Tensor) -> torch.Tensor:
+    """(n/factor × n) float64: row i is the circular convolution with taps g (centred) at pixel i·s."""
+    radius = (len(g) - 1) // 2
+    rows = torch.arange(0, n, factor)
+    cols = (rows[:, None] - torch.arange(-radius, radius + 1)[None, :]) % n  # x[i·s − u]
+    return torch.zeros(len(rows), n, dtype=torch.float64).scatter_add_(1, cols, g.expand(len(rows), -1))
+
+
+def _circulant_inverse(m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The eigenvalues of a symmetric circulant matrix (the DFT of its first column) and its inverse."""
+    eig = torch.fft.fft(m[:, 0]).real
+    col = torch.fft.ifft(1.0 / eig).real
+    idx = torch.arange(len(col))
+    return eig, col[(idx[:, None] - idx[None, :]) % len(col)]
+
+
 class GaussianDownsample(Operator):
     name = "gaussian"
 
     def __init__(self, factor: int, size: tuple[int, int], sigma: float, max_condition: float):
         super().__init__(factor, size)
         self.sigma = float(sigma)
-        H, W = self.size
         radius = math.ceil(4 * self.sigma)
         taps = torch.arange(-radius, radius + 1, dtype=torch.float64)
         g = torch.exp(-0.5 * (taps / self.sigma) ** 2) if self.sigma > 0 else (taps == 0).double()
         g = g / g.sum()
-        grid = torch.zeros(H, W, dtype=torch.float64)  # the blur wrapped onto the circular HR grid
-        idx_h, idx_w = taps.long() % H, taps.long() % W
-        grid.index_put_((idx_h[:, None].expand(-1, len(taps)), idx_w[None, :].expand(len(taps), -1)),
-                        g[:, None] * g[None, :], accumulate=True)
-        self.kernel_ft = torch.fft.rfft2(grid)  # K̂ on the HR grid
-        autocorr = torch.fft.irfft2(self.kernel_ft.abs() ** 2, s=(H, W))
-        eig = torch.fft.rfft2(autocorr[::factor, ::factor]).real  # eigenvalues of A Aᵀ
-        lo, hi = eig.min().item(), eig.max().item()
-        if lo <= hi * 1e-15:
-            raise ConfigError(f"operator 'gaussian' (factor {factor}, sigma {sigma:g}): A Aᵀ is singular "
-                              f"(smallest eigenvalue {lo:.3g}); lower sigma")
-        self.condition = hi / lo
+        self.G, self.P, self.condition = [], [], 1.0
+        for n in self.size:
+            G = _blur_stride_matrix(n, factor, g)
+            eig, inv = _circulant_inverse(G @ G.T)
+            lo, hi = eig.min().item(), eig.max().item()
+            # A Aᵀ = (G_H G_Hᵀ) ⊗ (G_W G_Wᵀ): the eigenvalue ratios multiply
+            self.condition *= hi / lo if lo > 0 else math.inf
+            self.G.append(G)
+            self.P.append(G.T @ inv)
+        rank_limit = 1 / (math.prod(self.lr_size) * torch.finfo(torch.float64).eps)  # numpy's matrix_rank tol
+        if self.condition >= rank_limit:
+            raise ConfigError(f"operator 'gaussian' (factor {factor}, sigma {sigma:g}): A Aᵀ is numerically "
+                              f"singular (condition number {self.condition:.3g} ≥ {rank_limit:.3g}); lower sigma")
         if self.condition > max_condition:
             raise ConfigError(f"operator 'gaussian' (factor {factor}, sigma {sigma:g}): A Aᵀ has condition "
                               f"number {self.condition:.3g} > limit {max_condition:.3g}, so the projection "
                               f"would amplify round-off; lower sigma")
-        self.inv_eig = 1.0 / eig
         self._cache: dict = {}
 
-    def _spectra(self, t: torch.Tensor):
-        """K̂ and 1/eig(A Aᵀ) in the tensor's precision and device, built once per pair."""
+    def _matrices(self, t: torch.Tensor):
+        """G_H, G_W, P_H, P_W in the tensor's dtype and device, built once per pair."""
         key = (t.dtype, t.device)
         if key not in self._cache:
-            cdtype = torch.complex128 if t.dtype == torch.float64 else torch.complex64
-            self._cache[key] = (self.kernel_ft.to(t.device, cdtype), self.inv_eig.to(t.device, t.dtype))
+            self._cache[key] = [m.to(t.device, t.dtype) for m in (*self.G, *self.P)]
         return self._cache[key]
 
     def A(self, x):
         self._check(x, self.size, "x")
-        k, _ = self._spectra(x)
-        s = self.factor
-        return torch.fft.irfft2(torch.fft.rfft2(x) * k, s=self.size)[..., ::s, ::s]
+        gh, gw, _, _ = self._matrices(x)
+        return gh @ x @ gw.T
 
     def At(self, y):
         self._check(y, self.lr_size, "y")
-        k, _ = self._spectra(y)
-        s = self.factor
-        up = y.new_zeros(*y.shape[:-2], *self.size)
-        up[..., ::s, ::s] = y
-        return torch.fft.irfft2(torch.fft.rfft2(up) * k.conj(), s=self.size)
+        gh, gw, _, _ = self._matrices(y)
+        return gh.T @ y @ gw
 
     def pinv(self, y):
-        """Aᵀ(A Aᵀ)⁻¹ y, the inverse taken in the LR Fourier domain."""
+        """Aᵀ(A Aᵀ)⁻¹ y = P_H y P_Wᵀ."""
         self._check(y, self.lr_size, "y")
-        _, inv = self._spectra(y)
-        return self.At(torch.fft.irfft2(torch.fft.rfft2(y) * inv, s=self.lr_size))
+        _, _, ph, pw = self._matrices(y)
+        return ph @ y @ pw.T
 
 
 def make_operator(name: str, size: tuple[int, int], factor: int = 4, sigma: float | None = None,
