@@ -11,7 +11,7 @@ same load from other processes; a few untimed steps first warm up both.
 
 Prints the median ms per step of each, and the median over rounds of the round's projected ÷ plain
 time per step (wall clock, and CPU time, steadier on a shared machine), for the default `avgpool`
-operator and, as information, for `gaussian` (its A and A⁺ are FFTs at 64²); last, `ratio: X.XX` =
+operator and, as information, for `gaussian` (its A and A⁺ are two small matrix products); last, `ratio: X.XX` =
 that median wall-clock ratio for `avgpool` (bar: ≤ 1.05).
 
     python benchmarks/bench_sr_step.py [--threads 1] [--steps 5] [--rounds 30]
