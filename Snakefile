@@ -39,4 +39,3 @@ rule all:
     input:
         rules.all_tables.input,
         rules.all_figures.input,
-

@@ -65,7 +65,8 @@ def test_ablation_point_equal_to_main_reuses_the_main_run(toy_plugin_root, tmp_p
         "PARAMS = {'blur': {'eps': 1.0}}\n"
         "def validate(p):\n"
         "    if not 0 <= p['blur']['eps'] <= 1: raise ConfigError('blur.eps must be in [0, 1]')\n"
-        "class Term: pass\n")
+        "from blurbench.method_api import ReconstructionTerm\n"
+        "class Term(ReconstructionTerm): pass\n")
     cfg = with_(["methods"], {"knob": {}})
     cfg["experiments"] = {"main": {"datasets": ["toy"], "methods": ["knob"]},
                           "ablations": {"eps": {"dataset": "toy", "methods": ["knob"], "param": "blur.eps",

@@ -8,7 +8,6 @@ from blurbench import layout
 from blurbench.config import build_grid
 from blurbench.errors import ConfigError, DataError
 
-
 RESULTS = layout.RESULTS
 # With --sdm conda every rule runs in this environment; `python -m blurbench` finds the package in
 # the workflow folder, installed or not.
@@ -16,11 +15,14 @@ CONDA_ENV = "../envs/blurbench.yaml"
 os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [workflow.basedir, os.environ.get("PYTHONPATH")])))
 
 
-
 def _dry_run():
-    """Snakemake parses this file before it picks its executor, so -n is read from the command line."""
-    return any(a in ("--dry-run", "--dryrun") or (a[:1] == "-" and a[1:2] != "-" and a[1:].isalpha()
-                                                   and "n" in a[1:]) for a in sys.argv[1:])
+    """Snakemake parses this file before it picks its executor, so -n (or --lint, which runs no job)
+    is read from the command line."""
+    return any(
+        a in ("--dry-run", "--dryrun", "--lint")
+        or (a[:1] == "-" and a[1:2] != "-" and a[1:].isalpha() and "n" in a[1:])
+        for a in sys.argv[1:]
+    )
 
 
 # A dry run lists the DAG without the data on disk; a real run checks every dataset root before any
@@ -76,8 +78,9 @@ RUN_DATASETS = sorted({spec.dataset for spec in GRID.runs.values()})
 
 def all_metric_files():
     """Every run's metrics and every dataset's baselines: what aggregate concatenates."""
-    return ([layout.eval_file(s.dataset, s.variant, s.seed, "metrics") for _, s in sorted(GRID.runs.items())]
-            + [layout.baselines_metrics(d) for d in RUN_DATASETS])
+    return [layout.eval_file(s.dataset, s.variant, s.seed, "metrics") for _, s in sorted(GRID.runs.items())] + [
+        layout.baselines_metrics(d) for d in RUN_DATASETS
+    ]
 
 
 def fid_stats_input(wildcards):
@@ -108,8 +111,7 @@ EXPERIMENTS = GRID.config["experiments"]
 MAIN = EXPERIMENTS["main"]
 ABLATIONS = EXPERIMENTS.get("ablations", {})
 # Methods whose probe.npz holds per-image kernels (the kernel-evolution figure, the paper's Fig. 2).
-KERNEL_METHODS = [m for m in MAIN["methods"]
-                  if GRID.methods[m]["params"].get("kernel", {}).get("mode") == "per_image"]
+KERNEL_METHODS = [m for m in MAIN["methods"] if GRID.methods[m]["params"].get("kernel", {}).get("mode") == "per_image"]
 FIGURE_SEED = min(GRID.config["seeds"])  # qualitative grids, spectra, kernels, curves: one seed
 TABLES = table_names(ABLATIONS)
 FIGURES = figure_names(MAIN, ABLATIONS, KERNEL_METHODS)
@@ -124,27 +126,46 @@ def _figure_caption(name):
     return f"../report/figure_{name.split('_')[0]}.rst"
 
 
-FIGURE_SUBCATEGORY = {"qualitative": "Qualitative", "kernels": "Kernel evolution",
-                      "ablation": "Ablations", "spectra": "Power spectra", "training": "Training",
-                      "rate": "Controls: rate and sharpness"}
+FIGURE_SUBCATEGORY = {
+    "qualitative": "Qualitative",
+    "kernels": "Kernel evolution",
+    "ablation": "Ablations",
+    "spectra": "Power spectra",
+    "training": "Training",
+    "rate": "Controls: rate and sharpness",
+}
 
 
 # Per-run files the figures read, by dataset and method; every run writes them, an untrained one
 # empty (shown as n/a). The figures rule passes exactly these paths (JSON) to the code.
-FIGURE_FILES = {d: {m: {"examples": layout.eval_file(d, m, FIGURE_SEED, "examples"),
-                        "spectra": layout.eval_file(d, m, FIGURE_SEED, "spectra"),
-                        "train_log": layout.run_file(d, m, FIGURE_SEED, "train_log"),
-                        **({"probe": layout.run_file(d, m, FIGURE_SEED, "probe")} if m in KERNEL_METHODS else {})}
-                    for m in MAIN["methods"]}
-                for d in MAIN["datasets"]}
+FIGURE_FILES = {
+    d: {
+        m: {
+            "examples": layout.eval_file(d, m, FIGURE_SEED, "examples"),
+            "spectra": layout.eval_file(d, m, FIGURE_SEED, "spectra"),
+            "train_log": layout.run_file(d, m, FIGURE_SEED, "train_log"),
+            **({"probe": layout.run_file(d, m, FIGURE_SEED, "probe")} if m in KERNEL_METHODS else {}),
+        }
+        for m in MAIN["methods"]
+    }
+    for d in MAIN["datasets"]
+}
 # The comparison's inputs: per dataset, method and seed the per-image values and features; per dataset
 # the FID reference statistics (when FID is on) and the baselines (blur ladder).
-COMPARISON_FILES = {d: {"runs": {m: {str(s): {k: layout.eval_file(d, m, s, k) for k in ("per_image", "features")}
-                                             for s in GRID.config["seeds"]}
-                                 for m in MAIN["methods"]},
-                        "fid_stats": layout.fid_stats_path(d) if GRID.config["evaluate"]["fid"] else None,
-                        "baselines": layout.baselines_metrics(d)}
-                    for d in MAIN["datasets"]}
+COMPARISON_FILES = {
+    d: {
+        "runs": {
+            m: {
+                str(s): {k: layout.eval_file(d, m, s, k) for k in ("per_image", "features")}
+                for s in GRID.config["seeds"]
+            }
+            for m in MAIN["methods"]
+        },
+        "fid_stats": layout.fid_stats_path(d) if GRID.config["evaluate"]["fid"] else None,
+        "baselines": layout.baselines_metrics(d),
+    }
+    for d in MAIN["datasets"]
+}
 
 
 def files_of(tree):

@@ -11,25 +11,26 @@ rule evaluate:
         baselines=layout.baselines_metrics("{dataset}"),
     output:
         **EVAL_FILE,
+    log:
+        layout.log_file("evaluate", RUN_JOB),
+    benchmark:
+        layout.benchmark_file("evaluate", RUN_JOB)
+    conda:
+        CONDA_ENV
+    threads: THREADS
+    resources:
+        mem_mb=lambda wc, attempt: 6000 * attempt,
+        runtime=lambda wc, attempt: 60 * attempt,
+        gpu=GPU,
     params:
         spec=eval_spec,
         data_dir=lambda wc, input: os.path.dirname(input.test),
         out_dir=lambda wc, output: os.path.dirname(output.metrics),
         fid_flag=lambda wc, input: f"--fid-stats {input.fid_stats}" if input.fid_stats else "",
-    threads: THREADS
-    log:
-        layout.log_file("evaluate", RUN_JOB),
-    benchmark:
-        layout.benchmark_file("evaluate", RUN_JOB)
-    resources:
-        mem_mb=lambda wc, attempt: 6000 * attempt,
-        runtime=lambda wc, attempt: 60 * attempt,
-        gpu=GPU,
-    conda:
-        CONDA_ENV
     shell:
         "python -m blurbench evaluate --spec {params.spec:q} --model {input.model:q} "
-        "--data {params.data_dir:q} {params.fid_flag} --baselines {input.baselines:q} --train-log {input.train_log:q} --out {params.out_dir:q} "
+        "--data {params.data_dir:q} {params.fid_flag} --baselines {input.baselines:q} "
+        "--train-log {input.train_log:q} --out {params.out_dir:q} "
         "--threads {threads} --device {DEVICE} > {log:q} 2>&1"
 
 

@@ -3,6 +3,7 @@
 # blurbench.tables.table_names / blurbench.figures.figure_names, the same lists the code writes.
 import json
 
+
 rule tables:
     input:
         metrics=layout.metrics_csv(),
@@ -10,17 +11,19 @@ rule tables:
         csv=[layout.table_file(n, "csv") for n in TABLES],
         md=[layout.table_file(n, "md") for n in TABLES],
         tex=[layout.table_file(n, "tex") for n in TABLES],
-        html=[report(layout.table_file(n, "html"), caption=_table_caption(n), category="Tables",
-                     labels={"table": n}) for n in TABLES],
+        html=[
+            report(layout.table_file(n, "html"), caption=_table_caption(n), category="Tables", labels={"table": n})
+            for n in TABLES
+        ],
         adequacy=layout.adequacy_csv(),
-    params:
-        experiments=json.dumps(EXPERIMENTS, sort_keys=True),
-        min_gain_db=GRID.config["evaluate"]["min_gain_db"],
-        out_dir=layout.tables_dir(),
     log:
         layout.log_file("tables"),
     conda:
         CONDA_ENV
+    params:
+        experiments=json.dumps(EXPERIMENTS, sort_keys=True),
+        min_gain_db=GRID.config["evaluate"]["min_gain_db"],
+        out_dir=lambda wc, output: os.path.dirname(output.csv[0]),
     shell:
         "python -m blurbench tables --metrics {input.metrics:q} --out {params.out_dir:q} "
         "--adequacy {output.adequacy:q} --experiments {params.experiments:q} "
@@ -35,20 +38,24 @@ rule comparison:
         csv=layout.table_file("comparison", "csv"),
         md=layout.table_file("comparison", "md"),
         tex=layout.table_file("comparison", "tex"),
-        html=report(layout.table_file("comparison", "html"), caption="../report/table_comparison.rst",
-                    category="Comparison", labels={"table": "comparison"}),
-    params:
-        files=json.dumps(COMPARISON_FILES, sort_keys=True),
-        main=json.dumps({k: MAIN[k] for k in ("datasets", "methods", "reference")}, sort_keys=True),
-        n_boot=GRID.config["evaluate"]["n_boot"],
-        n_boot_set=GRID.config["evaluate"]["n_boot_set"],
-        out_dir=layout.tables_dir(),
+        html=report(
+            layout.table_file("comparison", "html"),
+            caption="../report/table_comparison.rst",
+            category="Comparison",
+            labels={"table": "comparison"},
+        ),
     log:
         layout.log_file("comparison"),
     benchmark:
         layout.benchmark_file("comparison")
     conda:
         CONDA_ENV
+    params:
+        files=json.dumps(COMPARISON_FILES, sort_keys=True),
+        main=json.dumps({k: MAIN[k] for k in ("datasets", "methods", "reference")}, sort_keys=True),
+        n_boot=GRID.config["evaluate"]["n_boot"],
+        n_boot_set=GRID.config["evaluate"]["n_boot_set"],
+        out_dir=lambda wc, output: os.path.dirname(output.csv),
     shell:
         "python -m blurbench comparison --files {params.files:q} --main {params.main:q} "
         "--out {params.out_dir:q} --n-boot {params.n_boot} --n-boot-set {params.n_boot_set} > {log:q} 2>&1"
@@ -59,19 +66,26 @@ rule figures:
         metrics=layout.metrics_csv(),
         runs=files_of(FIGURE_FILES),
     output:
-        png=[report(layout.figure_file(n, "png"), caption=_figure_caption(n), category="Figures",
-                    subcategory=FIGURE_SUBCATEGORY[n.split("_")[0]], labels={"figure": n})
-             for n in FIGURES],
+        png=[
+            report(
+                layout.figure_file(n, "png"),
+                caption=_figure_caption(n),
+                category="Figures",
+                subcategory=FIGURE_SUBCATEGORY[n.split("_")[0]],
+                labels={"figure": n},
+            )
+            for n in FIGURES
+        ],
         pdf=[layout.figure_file(n, "pdf") for n in FIGURES],
-    params:
-        files=json.dumps(FIGURE_FILES, sort_keys=True),
-        experiments=json.dumps(EXPERIMENTS, sort_keys=True),
-        seed=FIGURE_SEED,
-        out_dir=layout.figures_dir(),
     log:
         layout.log_file("figures"),
     conda:
         CONDA_ENV
+    params:
+        files=json.dumps(FIGURE_FILES, sort_keys=True),
+        experiments=json.dumps(EXPERIMENTS, sort_keys=True),
+        seed=FIGURE_SEED,
+        out_dir=lambda wc, output: os.path.dirname(output.pdf[0]),
     shell:
         "python -m blurbench figures --files {params.files:q} --metrics {input.metrics:q} "
         "--out {params.out_dir:q} --experiments {params.experiments:q} --seed {params.seed} > {log:q} 2>&1"
@@ -80,19 +94,25 @@ rule figures:
 rule timing:
     """CPU seconds per rule and per job (results/timing.csv), from the jobs' benchmark files."""
     input:
-        [layout.benchmark_file(rule, layout.run_id(s.dataset, s.variant, s.seed))
-         for s in GRID.runs.values() for rule in ("train", "evaluate")]
-        + [layout.benchmark_file(rule, d) for d in RUN_DATASETS
-           for rule in ("prepare", "baselines") + (("fid_stats",) if GRID.config["evaluate"]["fid"] else ())]
+        [
+            layout.benchmark_file(rule, layout.run_id(s.dataset, s.variant, s.seed))
+            for s in GRID.runs.values()
+            for rule in ("train", "evaluate")
+        ]
+        + [
+            layout.benchmark_file(rule, d)
+            for d in RUN_DATASETS
+            for rule in ("prepare", "baselines") + (("fid_stats",) if GRID.config["evaluate"]["fid"] else ())
+        ]
         + [layout.benchmark_file("comparison")],
     output:
         layout.timing_csv(),
-    params:
-        root=f"{RESULTS}/{layout.BENCHMARKS}",
     log:
         layout.log_file("timing"),
     conda:
         CONDA_ENV
+    params:
+        root=os.path.dirname(layout.benchmark_file("comparison")),
     shell:
         "python -m blurbench timing --root {params.root:q} --out {output:q} {input:q} > {log:q} 2>&1"
 
@@ -114,9 +134,12 @@ onsuccess:
         with open(_adequacy) as _f:
             _bad = [r["run_id"] for r in csv.DictReader(_f) if r["undertrained"] == "True"]
         if _bad:
-            print(f"WARNING: {len(_bad)} undertrained run(s), less than "
-                  f"{GRID.config['evaluate']['min_gain_db']:g} dB above the best trivial baseline: "
-                  + ", ".join(_bad), file=sys.stderr)
+            print(
+                f"WARNING: {len(_bad)} undertrained run(s), less than "
+                f"{GRID.config['evaluate']['min_gain_db']:g} dB above the best trivial baseline: "
+                + ", ".join(_bad),
+                file=sys.stderr,
+            )
 
 
 rule all_figures:
