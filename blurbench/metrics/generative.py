@@ -134,7 +134,7 @@ def kid_gen_stat(test_feats) -> Stat:
 
     The test side is resampled too, with the same counts as the generated side: the reference set
     varies from test set to test set as much as the samples do, and holding it fixed undercovers
-    (tests/test_generative_metrics.py). Generated samples and test images are independent, so
+    (coverage 0.775 at N = 24 in tests/test_generative_metrics.py, ≈ 0.80 at N = 128). Generated samples and test images are independent, so
     row i's (sample, test image) pairs are i.i.d. and drawing them together is a valid bootstrap
     of both; this needs as many test features as samples (the first N of the test split).
     The cross term of independent sets keeps all pairs, as in `kid`.
