@@ -22,9 +22,9 @@ import yaml
 
 from . import plugins
 from .errors import ConfigError, DataError
-from .layout import format_value, run_id as make_run_id, variant_name
+from .layout import REPO_ROOT, format_value, run_id as make_run_id, variant_name
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
 
 DEFAULTS = {
     "device": "auto",
@@ -165,6 +165,9 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 
 
 def load_schema() -> dict:
+    if not SCHEMA_PATH.is_file():
+        raise ConfigError(f"the config schema {SCHEMA_PATH} is missing: validating a config needs the "
+                          "workflow of a blurbench checkout (a wheel installs the package alone)")
     with open(SCHEMA_PATH) as f:
         return yaml.safe_load(f)
 

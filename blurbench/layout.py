@@ -16,6 +16,9 @@ import numpy as np
 from .errors import ConfigError
 
 RESULTS = "results"
+# The checkout the package runs from: plugins (methods/, datasets/), the config schema and git live
+# there. A wheel installs the package alone; those then need a checkout (BLURBENCH_PLUGIN_ROOT).
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # A run's folder (`run_dir`): what training writes ...
 MODEL = "model.pt"

@@ -16,7 +16,7 @@ from types import ModuleType
 
 from .errors import ConfigError
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from .layout import REPO_ROOT
 
 
 def plugin_dir(kind: str) -> Path:

@@ -14,10 +14,10 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from .atomic import write_text
+from .layout import REPO_ROOT
 
 FIELDS = ("blurbench_version", "git_commit", "git_dirty", "torch_version", "cuda_version",
           "cudnn_version", "device", "host", "started", "finished")
-REPO_ROOT = Path(__file__).resolve().parent.parent
 NOT_GIT = "not a git checkout"
 
 

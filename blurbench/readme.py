@@ -44,7 +44,7 @@ def default_run_table(config_path: str | Path) -> str:
                      f"{train['steps']} optimiser steps of batch {train['batch_size']}, lr {train['lr']}; "
                      f"VAE latent {model['latent_dim']}, widths {model['base_width']}→{model['max_width']}, "
                      f"σ² {model['sigma2']}, β {model['beta']}"),
-        ("evaluation", f"MSE, PSNR, SSIM, LPIPS{' (alex)' if ev['lpips'] else ' off'}, "
+        ("evaluation", f"MSE, PSNR, SSIM, LPIPS{f' ({LPIPS_METRIC_NET})' if ev['lpips'] else ' off'}, "
                        f"FID-recon and FID-gen on N = {ev['n_fid']}"
                        f"{f' (marked biased: N < {FID_MIN_N})' if ev['n_fid'] < FID_MIN_N else ''}"
                        f"{'' if ev['fid_ablations'] else ', main-table runs only'}, HFER (cutoff "
