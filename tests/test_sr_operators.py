@@ -105,6 +105,9 @@ def test_bad_input_is_refused_in_one_line(kwargs, match):
 def test_condition_limit_is_a_parameter():
     op = make_operator("gaussian", (64, 64), sigma=2.0)
     assert 1 < op.condition < MAX_CONDITION
+    assert op.describe() == {"operator": "gaussian", "factor": 4, "sigma": 2.0, "condition": op.condition}
+    assert make_operator("avgpool", (64, 64)).describe() == {"operator": "avgpool", "factor": 4, "sigma": None,
+                                                            "condition": 1.0}
     with pytest.raises(ConfigError, match="condition number"):
         make_operator("gaussian", (64, 64), sigma=2.0, max_condition=op.condition / 2)
 

@@ -52,7 +52,8 @@ class Operator:
 
     def describe(self) -> dict:
         """The fields that identify the operator in a results row."""
-        return {"operator": self.name, "factor": self.factor, "sigma": getattr(self, "sigma", None)}
+        return {"operator": self.name, "factor": self.factor, "sigma": getattr(self, "sigma", None),
+                "condition": self.condition}
 
     def _check(self, t: torch.Tensor, size: tuple[int, int], what: str) -> None:
         if t.dim() != 4 or tuple(t.shape[-2:]) != size:
