@@ -49,12 +49,13 @@ moves by its SE). Adjust within a dataset with `holm` (family-wise, the default)
 Resample counts. With ~40 cells per dataset Holm's smallest threshold is 0.05/40 = 1.25e-3. A
 bootstrap p below it exists only from 2/1.25e-3 = 1600 resamples; calling a cell whose p is 3×
 below it without the cell being fragile (2 SE below the threshold, counting the add-one's
-+2/B) takes ≈ 9000 (`resamples_to_resolve`), 2× below ≈ 18600, 5× below ≈ 5200. So N_BOOT_PER_IMAGE = N_BOOT_SET = 20000 (resolves p 2× below it): both
-bootstrapped kinds are matrix products (≈ 0.1-0.3 s for 256 images). FID is not bootstrapped:
-its jackknife costs N evaluations, each an SVD of (N − 1)² (one FID cell, method and reference:
-≈ 0.28 s at N = 128, ≈ 2.5 s at N = 256, one core). For comparison, one bootstrap resample of the paired FID-recon (one side:
-an SVD of the k×k block of the k ≈ 0.63 N distinct images) costs ≈ 0.4 ms at N = 128 and ≈ 1.9 ms
-at N = 256 (one core): 20000 of them would be 16 s and 76 s per FID cell and seed.
++2/B) takes ≈ 9000 (`resamples_to_resolve`), 2× below ≈ 18600, 5× below ≈ 5200. So
+N_BOOT_PER_IMAGE = N_BOOT_SET = 20000 (resolves a p 2× below it): both bootstrapped kinds are
+matrix products (≈ 0.1-0.3 s for 256 images). FID is not bootstrapped: its jackknife costs N
+evaluations, each an SVD of (N − 1)² (one FID cell, method and reference: ≈ 0.28 s at N = 128,
+≈ 2.5 s at N = 256, one core). For comparison, one bootstrap resample of the paired FID-recon
+(one side: an SVD of the k×k block of the k ≈ 0.63 N distinct images) costs ≈ 0.4 ms at N = 128
+and ≈ 1.9 ms at N = 256 (one core): 20000 of them would be 16 s and 76 s per FID cell and seed.
 
 FID_MIN_N: FID below it shows its value but gets no verdict. Coverage alone does not bound N (the
 jackknife is calibrated from N = 8); the bound is what the interval covers: in the test's

@@ -46,15 +46,20 @@ def seeds_data(rng, s, n, seed_sd):
     return reference + d, np.broadcast_to(reference, (s, n))
 
 
-@pytest.mark.parametrize("engine", ["anova", "jackknife"])
+@pytest.mark.parametrize("engine", ["anova", "jackknife", "bootstrap"])
 @pytest.mark.parametrize("n, s", [(256, 3), (256, 5), (24, 3), (24, 5)])
 @pytest.mark.parametrize("seed_sd", [0.0, 0.1, 0.3])
 def test_seed_level_interval_is_calibrated(engine, n, s, seed_sd):
-    """The seed-level t interval covers the shift (fresh test sets and seeds) across seed SDs."""
+    """The seed-level t interval covers the shift (fresh test sets and seeds) across seed SDs.
+
+    anova: paired_mean_diff's exact mean squares; jackknife and bootstrap: the set-metric path
+    (paired_set_diff, variance terms from joint resamples; the bootstrap one serves HFER).
+    """
     def draw(rng):
         method, reference = seeds_data(rng, s, n, seed_sd)
         est = (stats.paired_mean_diff(method, reference) if engine == "anova" else
-               stats.paired_set_diff(stats.mean_stat, list(method), list(reference), resampling="jackknife"))
+               stats.paired_set_diff(stats.mean_stat, list(method), list(reference), resampling=engine,
+                                     n_boot=1000, seed=int(rng.integers(1 << 30))))
         assert est.covers == "seeds and test images"
         return est.lo, est.hi, SHIFT
 
