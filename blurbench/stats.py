@@ -44,7 +44,7 @@ Monte-Carlo error from a jackknife or the exact ANOVA; from bootstrap variances,
 moves by its SE). Adjust within a dataset with `holm` (family-wise, the default) or
 `benjamini_yekutieli` (false discovery rate under any dependence), decide with
 `adjusted_verdict`, and flag with `fragile` the cells whose adjusted verdict changes within
-±2 Monte-Carlo SE.
+±2 Monte-Carlo SE; `adjust_family` does all three for one dataset's cells.
 
 Resample counts. With ~40 cells per dataset Holm's smallest threshold is 0.05/40 = 1.25e-3. A
 bootstrap p below it exists only from 2/1.25e-3 = 1600 resamples; calling a cell whose p is 3×
@@ -510,6 +510,24 @@ def fragile(pvalues, mc_se, adjust: Callable = holm, alpha: float = ALPHA) -> np
         raise ValueError(f"mc_se: expected {p.shape} non-negative SEs, got {mc_se!r}")
     low, high = adjust(np.clip(p - 2 * se, 0, 1)), adjust(np.clip(p + 2 * se, 0, 1))
     return (low <= alpha) != (high <= alpha)
+
+
+def adjust_family(estimates: Sequence[Estimate], directions: Sequence[str], adjust: Callable = holm,
+                  alpha: float = ALPHA) -> list[tuple[float, str, bool]]:
+    """(adjusted p, adjusted verdict, fragile) of each cell of one family (one dataset's table).
+
+    estimates: the estimates the verdicts come from (for HFER, of closeness to one), each with a p;
+    directions: "min" or "max" per cell.
+    """
+    if len(estimates) != len(directions):
+        raise ValueError(f"expected one direction per estimate, got {len(directions)} for {len(estimates)}")
+    if not estimates:
+        return []
+    p = [e.p for e in estimates]
+    adjusted = adjust(p)
+    flags = fragile(p, [e.p_mc_se for e in estimates], adjust, alpha)
+    return [(float(q), adjusted_verdict(e.diff, float(q), d, alpha), bool(f))
+            for e, q, d, f in zip(estimates, adjusted, directions, flags)]
 
 
 def resamples_to_resolve(p: float, threshold: float) -> int:

@@ -310,3 +310,15 @@ def test_resamples_to_resolve_makes_a_p_three_times_below_holms_threshold_stable
     assert crossing(b) < 0.05 and crossing(b // 4) > 0.1
     with pytest.raises(ValueError, match="threshold"):
         stats.resamples_to_resolve(0.01, 0.005)
+
+
+def test_adjust_family_adjusts_decides_and_flags_each_cell():
+    """Holm of (0.001, 0.02, 0.5) is (0.003, 0.04, 0.5); the 0.02 cell's SE 0.01 makes it fragile."""
+    cell = lambda diff, p, se: stats.Estimate(diff, diff - 1, diff + 1, 20000, 0.95, "hand-made", p, se)
+    out = stats.adjust_family([cell(-2.0, 0.001, 1e-4), cell(3.0, 0.02, 0.01), cell(1.0, 0.5, 0.01)],
+                              ["min", "max", "min"])
+    assert [round(q, 12) for q, _, _ in out] == [0.003, 0.04, 0.5]
+    assert [v for _, v, _ in out] == ["better", "better", "no detectable difference"]
+    assert [f for _, _, f in out] == [False, True, False]
+    with pytest.raises(ValueError, match="one direction per estimate"):
+        stats.adjust_family([cell(1.0, 0.5, 0.0)], [])
