@@ -280,6 +280,79 @@ def power_spectra(spectra: dict, out_base: Path, methods: list[str]) -> list[Pat
     return save_figure(fig, out_base)
 
 
+# ----------------------------------------------------------------------------- transfer functions
+LADDER_SIGMAS = (0.5, 1.0, 2.0, 4.0)  # the config's default `evaluate.blur_ladder`, when metrics.csv has no ladder rows
+TRANSFER_KEYS = ["n", "sxx", "syy", "syx_re", "syx_im", "window"]  # CrossSpectra.to_arrays()
+
+
+def ladder_sigmas(df, dataset: str) -> list[float]:
+    """σ (px) of the blur-ladder baseline rows of `dataset` in metrics.csv; LADDER_SIGMAS if none."""
+    from .results_schema import BASELINE_METHOD
+
+    rows = df[(df["dataset"] == dataset) & (df["method"] == BASELINE_METHOD)
+              & df["variant"].str.startswith(layout.LADDER_PREFIX)]
+    return sorted({float(v[len(layout.LADDER_PREFIX):]) for v in rows["variant"]}) or list(LADDER_SIGMAS)
+
+
+def transfer_figure(dataset: str, transfer: dict, out_base: Path, ladder=LADDER_SIGMAS) -> list[Path]:
+    """Left: each method's annulus-averaged |H| (its MTF), legend with the fitted equivalent blur σ
+    and the fit's residual, the ladder's Gaussians thin and grey; right: each method's added-energy
+    spectrum (log y, down to 1e-6 of the data's peak; bins where it is ≤ 0 are left out) with the
+    data's spectrum for scale.
+
+    `transfer`: method -> path of its eval/transfer.npz (CrossSpectra.to_arrays()) or None.
+    """
+    from .metrics import transfer as T
+
+    plt = _pyplot()
+    colors = method_colors(list(transfer))
+    loaded = {m: load_npz(p, TRANSFER_KEYS) for m, p in transfer.items()}
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9.5, 4.2))
+    left.set_title("transfer |H| per annulus (MTF)", fontsize=9)
+    right.set_title("added-energy spectrum", fontsize=9)
+    if all(a is None for a in loaded.values()):
+        for ax in (left, right):
+            _na(ax, MISSING.format(file=layout.TRANSFER) + " for every method")
+        fig.suptitle(f"{dataset}: transfer functions and added energy", fontsize=10)
+        return save_figure(fig, out_base)
+    first, peak = True, 0.0
+    for method, arrays in loaded.items():
+        if arrays is None:
+            for ax in (left, right):
+                _na_legend(ax, f"{method}: n/a")
+            continue
+        cs = T.CrossSpectra.from_arrays(arrays)
+        s = T.radial_spectra(cs)
+        peak = max(peak, float(np.nanmax(s["data"][1:])))
+        if first:  # the same test images for every method: one data spectrum, one set of ladder curves
+            first = False
+            right.semilogy(s["freq"][1:], s["data"][1:], color="black", lw=2, label="data")
+            for sigma in ladder:
+                f, curve = T.model_curve(cs, sigma)
+                left.plot(f[1:], curve[1:], color="0.6", lw=0.7, zorder=1)
+                i = 1 + int(np.nanargmin(np.abs(curve[1:] - 0.5)))
+                left.annotate(f"σ={sigma:g}", (f[i], curve[i]), xytext=(2, 2), textcoords="offset points",
+                              fontsize=6, color="0.4")
+        fit = T.fit_gaussian_mtf(cs)
+        freq, mtf, _ = T.annulus_transfer(cs)
+        note = f" ({fit.note})" if fit.note else ""
+        label = f"{method}: σ = {fit.sigma:.2f} px, residual {fit.residual:.3f}{note}"
+        left.plot(freq[1:], mtf[1:], marker=".", color=colors[method], label=label)
+        right.semilogy(s["freq"][1:], np.where(s["added"] > 0, s["added"], np.nan)[1:], color=colors[method],
+                       label=method)
+    left.plot([], [], color="0.6", lw=0.7, label="ladder Gaussians (σ px)")
+    left.set_ylabel("|H|", fontsize=8)
+    right.set_ylabel("power (per image and channel)", fontsize=8)
+    right.set_ylim(bottom=max(right.get_ylim()[0], 1e-6 * peak))
+    for ax in (left, right):
+        ax.set_xlabel("radial frequency (cycles/px)", fontsize=8)
+        ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.2))
+    fig.suptitle(f"{dataset}: transfer functions and added energy (blur: |H| falls; added: energy not in the "
+                 "data)", fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, out_base)
+
+
 # ----------------------------------------------------------------------------- training curves
 def _read_log(path: Path | None):
     import pandas as pd
@@ -381,7 +454,8 @@ def figure_names(main: dict, ablations: dict, kernel_methods: list[str]) -> list
     names = [f"qualitative_{d}" for d in main["datasets"]]
     names += [f"kernels_{d}_{m}" for d in main["datasets"] for m in kernel_methods]
     names += [f"ablation_{a}" for a in ablations or {}]
-    names += ["spectra"] + [f"training_{d}" for d in main["datasets"]]
+    names += ["spectra"] + [f"transfer_{d}" for d in main["datasets"]]
+    names += [f"training_{d}" for d in main["datasets"]]
     names += [f"rate_{d}" for d in sweep_datasets(ablations)]
     return names
 
@@ -395,8 +469,9 @@ def sweep_datasets(ablations: dict) -> list[str]:
 def write_figures(files: dict, metrics_csv: Path, ablations: dict, out_dir: Path, seed: int = 0) -> list[Path]:
     """Every figure of `figure_names`, from the main runs' files and metrics.csv.
 
-    `files`: dataset -> method -> {"examples", "spectra", "train_log", and "probe" for a method with
-    per-image kernels} -> path, the files of seed `seed` that the figures rule declares as inputs.
+    `files`: dataset -> method -> {"examples", "spectra", "transfer", "train_log", and "probe" for a
+    method with per-image kernels} -> path, the files of seed `seed` that the figures rule declares as
+    inputs. The transfer figures' ladder σ are those of metrics.csv's blur-ladder rows.
     """
     out_dir = Path(out_dir)
     paths = []
@@ -411,10 +486,14 @@ def write_figures(files: dict, metrics_csv: Path, ablations: dict, out_dir: Path
     methods = list(dict.fromkeys(m for runs in files.values() for m in runs))
     paths += power_spectra({d: {m: Path(f["spectra"]) for m, f in runs.items()} for d, runs in files.items()},
                            out_dir / "spectra", methods)
+    from .tables import load_metrics, sweep_ablations
+
+    df = load_metrics(metrics_csv)
+    for d, runs in files.items():
+        paths += transfer_figure(d, {m: Path(f["transfer"]) for m, f in runs.items()}, out_dir / f"transfer_{d}",
+                                 ladder_sigmas(df, d))
     for d, runs in files.items():
         paths += training_curves(d, {m: Path(f["train_log"]) for m, f in runs.items()}, out_dir / f"training_{d}")
-    from .tables import sweep_ablations
-
     for dataset, sweep in {a["dataset"]: a for a in sweep_ablations(ablations).values()}.items():
         paths += rate_figure(metrics_csv, dataset, sweep, out_dir / f"rate_{dataset}")
     return paths

@@ -1,12 +1,18 @@
 """Figures from synthetic per-run artefacts: files exist and are valid PNG/PDF; missing data is n/a."""
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
+import torch
+from scipy.ndimage import gaussian_filter
 
 from blurbench import figures as F
 from blurbench import layout
+from blurbench import tables as T
 from blurbench.errors import DataError
+from blurbench.metrics import transfer
 
 from test_tables import MAIN_ROWS, PIX, row, write_csv
 
@@ -14,7 +20,14 @@ MAIN = {"datasets": ["d1", "d2"], "methods": ["a", "b", "c"]}  # c never ran; b 
 ABL = {"eps": {"dataset": "d1", "methods": ["a", "b"], "param": "blur.eps", "tag": "eps", "values": [0.5, 1.0]}}
 
 
-def make_run(run_dir, channels=1, kernels=True, start_step=30):
+def write_transfer(path, sigma, channels=1, n=8, size=16):
+    """transfer.npz of random test images against their ladder blur by σ (reflect, as `baselines`)."""
+    x = np.random.default_rng(1).random((n, channels, size, size))
+    y = gaussian_filter(x, (0, 0, sigma, sigma), mode="reflect") if sigma else x
+    np.savez(path, **transfer.cross_spectra(torch.from_numpy(x), torch.from_numpy(y)).to_arrays())
+
+
+def make_run(run_dir, channels=1, kernels=True, start_step=30, sigma=1.0):
     rng = np.random.default_rng(0)
     (run_dir / "eval").mkdir(parents=True, exist_ok=True)
     x = rng.integers(0, 256, (4, channels, 8, 8), dtype=np.uint8)
@@ -22,6 +35,7 @@ def make_run(run_dir, channels=1, kernels=True, start_step=30):
     f = np.arange(5) / 8
     np.savez(run_dir / "eval" / "spectra.npz", freq=f, data=1 / (f + 0.1) ** 2, recon=1 / (f + 0.1) ** 2.5,
              samples=1 / (f + 0.1) ** 3)
+    write_transfer(run_dir / "eval" / "transfer.npz", sigma, channels)
     pd.DataFrame({"step": [10, 20, 30, 30], "loss": [3.0, 2.0, 1.5, 1.4], "recon_nll": [2.5, 1.5, 1.0, 0.9],
                   "kl": [0.5, 0.5, 0.5, 0.5], "seconds": 1.0}).to_csv(run_dir / "train_log.csv", index=False)
     if kernels:
@@ -35,6 +49,7 @@ def make_untrained(run_dir):
     (run_dir / "eval").mkdir(parents=True, exist_ok=True)
     np.savez(run_dir / "eval" / "examples.npz")
     np.savez(run_dir / "eval" / "spectra.npz")
+    np.savez(run_dir / "eval" / "transfer.npz")
     np.savez(run_dir / "probe.npz")
     (run_dir / "train_log.csv").write_text("step\n")
 
@@ -43,7 +58,7 @@ def make_untrained(run_dir):
 def results(tmp_path):
     res = tmp_path / "results"
     make_run(res / "runs" / "d1" / "a" / "seed0", kernels=False)
-    make_run(res / "runs" / "d1" / "b" / "seed0")
+    make_run(res / "runs" / "d1" / "b" / "seed0", sigma=0.5)
     make_run(res / "runs" / "d2" / "a" / "seed0", channels=3, kernels=False)
     make_untrained(res / "runs" / "d2" / "b" / "seed0")
     rows = MAIN_ROWS + [row("d1", "b", 0, "mse", 0.02, variant="b__eps0.5", eps="0.5", **PIX),
@@ -88,13 +103,14 @@ def test_write_figures_every_file_valid(results, tmp_path, texts):
     out = tmp_path / "figures"
     files = {d: {m: {"examples": layout.eval_file(d, m, 0, "examples", results),
                      "spectra": layout.eval_file(d, m, 0, "spectra", results),
+                     "transfer": layout.eval_file(d, m, 0, "transfer", results),
                      "train_log": layout.run_file(d, m, 0, "train_log", results),
                      **({"probe": layout.run_file(d, m, 0, "probe", results)} if m == "b" else {})}
                  for m in MAIN["methods"]} for d in MAIN["datasets"]}
     paths = F.write_figures(files, results / "metrics.csv", ABL, out)
     names = F.figure_names(MAIN, ABL, ["b"])
     assert names == ["qualitative_d1", "qualitative_d2", "kernels_d1_b", "kernels_d2_b", "ablation_eps",
-                     "spectra", "training_d1", "training_d2"]
+                     "spectra", "transfer_d1", "transfer_d2", "training_d1", "training_d2"]
     assert sorted(p.name for p in paths) == sorted(f"{n}.{e}" for n in names for e in ("png", "pdf"))
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in paths)
     assert_valid(paths)
@@ -105,6 +121,9 @@ def test_write_figures_every_file_valid(results, tmp_path, texts):
     assert "n/a: no probe.npz data (run missing or not trained)" in flat(texts["kernels_d2_b"])
     assert {"b: n/a", "c: n/a"} <= set(texts["spectra"])
     assert {"b: n/a", "c: n/a"} <= set(texts["training_d2"])
+    assert texts["transfer_d2"].count("b: n/a") == 2 and texts["transfer_d2"].count("c: n/a") == 2
+    assert any(t.startswith("a: σ = ") for t in texts["transfer_d1"])
+    assert {f"σ={s:g}" for s in F.LADDER_SIGMAS} <= set(texts["transfer_d1"])  # no ladder rows: the default
     assert "n/a: no results" in texts["ablation_eps"]  # e.g. the PSNR panel
 
 
@@ -171,3 +190,28 @@ def test_all_missing_gives_na_figures(tmp_path, texts):
     assert_valid(F.kernel_evolution(None, tmp_path / "k", title="t"))
     assert "n/a: no spectra.npz data (run missing or not trained) for every method" in flat(texts["s"])
     assert "n/a: no train_log.csv data (run missing or not trained) for every method" in flat(texts["t"])
+    assert_valid(F.transfer_figure("d", {"a": None, "b": tmp_path / "none.npz"}, tmp_path / "h"))
+    assert flat(texts["h"]).count("n/a: no transfer.npz data (run missing or not trained) for every method") == 2
+
+
+def test_transfer_figure_fits_ladder_blur(tmp_path, texts):
+    """A "method" that is the test images blurred by σ = 1 (reflect, as the ladder) reads σ = 1 ± 5 %
+    in the legend, σ = 2 likewise; a missing or empty transfer.npz is an n/a entry in both panels."""
+    for sigma in (1, 2):
+        write_transfer(tmp_path / f"blur{sigma}.npz", sigma, size=32)
+    np.savez(tmp_path / "untrained.npz")
+    runs = {"blur1": tmp_path / "blur1.npz", "gone": None, "blur2": tmp_path / "blur2.npz",
+            "untrained": tmp_path / "untrained.npz"}
+    assert_valid(F.transfer_figure("d", runs, tmp_path / "h", ladder=[1.0, 3.0]))
+    fitted = {m: float(s) for t in texts["h"] for m, s in re.findall(r"^(\w+): σ = (-?[\d.]+) px, residual", t)}
+    assert fitted == pytest.approx({"blur1": 1.0, "blur2": 2.0}, rel=0.05)
+    assert texts["h"].count("gone: n/a") == 2 and texts["h"].count("untrained: n/a") == 2
+    assert {"σ=1", "σ=3", "data"} <= set(texts["h"])
+
+
+def test_ladder_sigmas_from_metrics(tmp_path):
+    rows = [row("d1", "baseline", 0, "mse", 0.01, variant=v, **PIX) for v in ("mean_image", "blur_sigma2",
+                                                                              "blur_sigma0.5")]
+    df = T.load_metrics(write_csv(tmp_path / "m.csv", MAIN_ROWS + rows))
+    assert F.ladder_sigmas(df, "d1") == [0.5, 2.0]
+    assert F.ladder_sigmas(df, "d2") == list(F.LADDER_SIGMAS)
