@@ -249,3 +249,10 @@ def test_bad_input_is_rejected_with_a_clear_error(x32):
         T.high_band_split(T.cross_spectra(flat, flat))
     with pytest.raises(ValueError, match="missing"):
         T.CrossSpectra.from_arrays({"n": 3})
+
+
+def test_identity_fits_sigma_zero_not_sharper():
+    """The delta band of the truncated kernel (|σ| < 0.125) ties with σ = 0: identity is σ = 0."""
+    x = torch.rand(8, 1, 16, 16, generator=torch.Generator().manual_seed(3))
+    fit = T.fit_gaussian_mtf(T.cross_spectra(x, x.clone()))
+    assert fit.sigma == 0.0 and fit.note == ""

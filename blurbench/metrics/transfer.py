@@ -385,4 +385,8 @@ def fit_gaussian_mtf(cs: CrossSpectra, sigma_max: float | None = None) -> BlurFi
     best = grid[int(np.argmin([loss(s) for s in grid]))]
     lo, hi = max(best - _SIGMA_STEP, -sigma_max), min(best + _SIGMA_STEP, sigma_max)
     sigma = float(minimize_scalar(loss, bounds=(lo, hi), method="bounded", options={"xatol": 1e-6}).x)
+    # below σ ≈ 0.125 the ladder's truncated kernel is a delta, so a band of σ around 0 fits alike:
+    # a tie with the identity is the identity, not "sharper than identity"
+    if loss(0.0) <= loss(sigma) * (1 + 1e-9) + 1e-300:
+        sigma = 0.0
     return BlurFit(sigma, float(np.sqrt(loss(sigma))), "sharper than identity" if sigma < 0 else "")
