@@ -6,8 +6,8 @@ A model that does not beat these has not learned, whatever the tables say:
 - `blur_sigma<σ>`: the test image itself, blurred by a Gaussian of σ px (scipy.ndimage, reflect
   borders, so a constant image stays constant), for each σ of `evaluate.blur_ladder`.
 
-Each is scored by `scoring.score_against_test` (the runs' code, the same N), and gets an
-equivalent blur from the ladder (a ladder row's own σ, up to interpolation). Rows have method
+Each is scored by `scoring.score_against_test` (the runs' code, the same N); a ladder row's
+equivalent blur, fitted to its transfer function, comes out at its own σ (tests/test_transfer.py). Rows have method
 `results_schema.BASELINE_METHOD` and the baseline's name as variant; computed once per dataset, by a rule of its own.
 """
 
@@ -23,7 +23,7 @@ from .atomic import write_text
 from .data import open_split, to_float
 from .model import pick_device
 from .results_schema import BASELINE_METHOD
-from .scoring import RowWriter, add_equivalent_blur, rows_csv, score_against_test
+from .scoring import RowWriter, rows_csv, score_against_test
 
 def mean_image(train: np.ndarray, batch: int = 1024) -> torch.Tensor:
     """Mean of the training images (C×H×W, float64 accumulation), read in chunks."""
@@ -59,19 +59,13 @@ def compute(spec: dict, data_dir: str | Path, out: str | Path, fid_stats: str | 
     x = to_float(open_split(data_dir / layout.split_array("test"))[:])
     preds = predictions(x, open_split(data_dir / layout.split_array("train")), spec["blur_ladder"])
     prov = provenance.row_columns(provenance.collect(dev, started))
-    writers, hfer = {}, {}
+    all_rows = []
     for name, y in preds.items():
-        rows = writers[name] = RowWriter({"run_id": f"{spec['dataset']}/{BASELINE_METHOD}/{name}",
-                                          "dataset": spec["dataset"], "method": BASELINE_METHOD, "variant": name,
-                                          "seed": "", "resolution": spec["resolution"],
-                                          "channels": spec["channels"], **prov})
+        rows = RowWriter({"run_id": f"{spec['dataset']}/{BASELINE_METHOD}/{name}", "dataset": spec["dataset"],
+                          "method": BASELINE_METHOD, "variant": name, "seed": "", "resolution": spec["resolution"],
+                          "channels": spec["channels"], **prov})
         score_against_test(rows, x, y, spec, channels=spec["channels"], resolution=spec["resolution"],
                            fid_stats=Path(fid_stats) if fid_stats else None, device=dev)
-        hfer[name] = next(float(r["value"]) for r in rows.rows if r["metric"] == "hfer_recon")
-    ladder = ([float(s) for s in spec["blur_ladder"]], [hfer[layout.ladder_variant(s)] for s in spec["blur_ladder"]])
-    all_rows = []
-    for name, rows in writers.items():
-        add_equivalent_blur(rows, hfer[name], ladder, x.shape[0])
         all_rows += rows.rows
     write_text(out, rows_csv(all_rows))
     return all_rows

@@ -22,6 +22,7 @@ import yaml
 
 from . import plugins
 from .errors import ConfigError, DataError
+from .stats import N_BOOT_PER_IMAGE, N_BOOT_SET
 from .layout import REPO_ROOT, format_value, run_id as make_run_id, variant_name
 
 SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
@@ -32,9 +33,9 @@ DEFAULTS = {
     "gpu": 0,
     "model": {"latent_dim": 32, "base_width": 32, "max_width": 256, "sigma2": 0.01, "beta": 1.0},
     "train": {"steps": 2000, "batch_size": 64, "lr": 1e-3, "n_probe": 4, "log_every": 100},
-    "evaluate": {"n_fid": 512, "fid": True, "fid_ablations": True, "lpips": True, "hfer_cutoff": 0.5,
+    "evaluate": {"n_fid": 512, "fid": True, "fid_ablations": True, "lpips": True, "hfer_cutoff": 0.25,
                  "n_examples": 8, "batch_size": 64, "blur_ladder": [0.5, 1.0, 2.0, 4.0],
-                 "min_gain_db": 3.0, "n_boot": 2000, "n_boot_set": 250},
+                 "min_gain_db": 3.0, "n_boot": N_BOOT_PER_IMAGE, "n_boot_set": N_BOOT_SET},
 }
 # The evaluate keys that per-run (and baseline) metrics depend on; the others shape only the tables.
 EVALUATE_KEYS = ("n_fid", "fid", "lpips", "hfer_cutoff", "n_examples", "batch_size")

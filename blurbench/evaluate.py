@@ -24,8 +24,7 @@ from .data import open_split, to_float, to_uint8
 from .metrics import spectra
 from .model import build_model, kl_per_image, pick_device
 from .results_schema import PER_IMAGE_FIELDS, RUN_METRICS
-from .scoring import (RowWriter, add_equivalent_blur, csv_text, hfer_protocol, package_version, read_ladder,
-                      score_against_test)
+from .scoring import RowWriter, csv_text, hfer_protocol, package_version, score_against_test
 
 
 @torch.no_grad()
@@ -68,8 +67,8 @@ def run_labels(spec: EvalSpec, prov: dict) -> dict:
 
 
 def evaluate(spec: EvalSpec, model_path: str | Path, data_dir: str | Path, out_dir: str | Path,
-             fid_stats: str | Path | None = None, baselines: str | Path | None = None,
-             train_log: str | Path | None = None, threads: int = 1, device: str = "auto") -> list[dict]:
+             fid_stats: str | Path | None = None, train_log: str | Path | None = None, threads: int = 1,
+             device: str = "auto") -> list[dict]:
     """Write every file of `layout.EVAL_FILES` into `out_dir` for one run."""
     out_dir = Path(out_dir)
     started = provenance.now()
@@ -97,17 +96,14 @@ def evaluate(spec: EvalSpec, model_path: str | Path, data_dir: str | Path, out_d
 
     prov = provenance.collect(dev, started)
     rows = RowWriter(run_labels(spec, prov), spec.swept)
-    per, feats, h_data = score_against_test(rows, x, recon, ev, channels=run.channels,
-                                            resolution=run.resolution, fid_stats=fid_stats, device=dev,
-                                            extra_fid_sets={"fid_gen": samples[:n_fid]})
-    hfer = next(float(r["value"]) for r in rows.rows if r["metric"] == "hfer_recon")
-    add_equivalent_blur(rows, hfer, read_ladder(baselines), x.shape[0])
+    per, feats, cs = score_against_test(rows, x, recon, ev, channels=run.channels, resolution=run.resolution,
+                                        fid_stats=fid_stats, device=dev, samples=samples)
     rows.add("rate", float(rate.mean()), n=len(rate), implementation="closed-form Gaussian KL",
              version=package_version("torch"), note="KL(q(z|x) || N(0, I)), nats per image")
     add_gain(rows, train_log)
     cut = ev["hfer_cutoff"]
     h_gen = spectra.high_band_energy(samples, cut)
-    rows.add("hfer_gen", spectra.hfer_from_energies(h_gen, h_data), n=samples.shape[0], **hfer_protocol(cut))
+    rows.add("hfer_gen", spectra.hfer_from_energies(h_gen, per["hf_data"]), n=samples.shape[0], **hfer_protocol(cut))
     per["rate"] = rate
 
     p_data, p_recon, p_gen = (spectra.mean_power_spectrum(t) for t in (x, recon, samples))
@@ -115,6 +111,7 @@ def evaluate(spec: EvalSpec, model_path: str | Path, data_dir: str | Path, out_d
     write_npz(out_dir / layout.SPECTRA, freq=freqs, data=raps_data,
               recon=spectra.radial_average(p_recon)[1], samples=spectra.radial_average(p_gen)[1])
     write_npz(out_dir / layout.FEATURES, h_gen=h_gen, **feats)
+    write_npz(out_dir / layout.TRANSFER, **cs.to_arrays())
     k = ev["n_examples"]
     write_npz(out_dir / layout.EXAMPLES, inputs=to_uint8(x[:k]), recon=to_uint8(recon[:k]),
               samples=to_uint8(samples[:k]))
@@ -146,6 +143,7 @@ def _write_empty_artefacts(out_dir: Path) -> None:
     write_npz(out_dir / layout.SPECTRA)
     write_npz(out_dir / layout.EXAMPLES)
     write_npz(out_dir / layout.FEATURES)
+    write_npz(out_dir / layout.TRANSFER)
     write_text(out_dir / layout.PER_IMAGE, ",".join(PER_IMAGE_FIELDS) + "\n")
     blank = torch.ones(1, 1, 8, 8)
     _save_grid(out_dir / layout.RECON_GRID, blank, 1)

@@ -31,16 +31,23 @@ def write_reference_stats(data: str | Path, n: int, out: str | Path, batch_size:
         print(f"FID reference statistics unavailable: {e}")
         return
     mu, sigma = fid.stats(feats)
-    fid.save_stats(out, mu, sigma, n, fid.info())
+    fid.save_stats(out, mu, sigma, n, fid.info(), feats=feats)
     print(f"wrote {out}: N={n}")
 
 
 def load_reference_stats(path: str | Path) -> dict:
-    """{"mu", "sigma", "n"} or {"unavailable": reason}."""
+    """{"mu", "sigma", "n", "feats"} or {"unavailable": reason}. `feats` (n, 2048) are the features of
+    the split's first n images, row i that of image i: KID, PRDC and the paired FID-recon bootstrap
+    need the features themselves, aligned with the reconstructions of the same images."""
     from .metrics import fid
 
     with np.load(path, allow_pickle=False) as z:
         if "unavailable" in z.files:
             return {"unavailable": str(z["unavailable"])}
     mu, sigma, n, _ = fid.load_stats(path)
-    return {"mu": mu, "sigma": sigma, "n": n}
+    with np.load(path, allow_pickle=False) as z:
+        if "feats" not in z.files:
+            raise ValueError(f"{path}: FID statistics without the test features (made by an older "
+                             "blurbench): delete it and rerun the fid_stats rule")
+        feats = z["feats"].astype(np.float64)
+    return {"mu": mu, "sigma": sigma, "n": n, "feats": feats}

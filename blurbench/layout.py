@@ -32,10 +32,11 @@ PER_IMAGE = "per_image.csv"
 FEATURES = "features.npz"
 EXAMPLES = "examples.npz"
 SPECTRA = "spectra.npz"
+TRANSFER = "transfer.npz"   # the cross-spectra S_xx, S_yy, S_yx of test images and reconstructions
 RECON_GRID = "recon.png"
 SAMPLES_GRID = "samples.png"
 EVAL_FILES = {"metrics": METRICS, "per_image": PER_IMAGE, "features": FEATURES, "examples": EXAMPLES,
-              "spectra": SPECTRA, "recon": RECON_GRID, "samples": SAMPLES_GRID, "provenance": PROVENANCE}
+              "spectra": SPECTRA, "transfer": TRANSFER, "recon": RECON_GRID, "samples": SAMPLES_GRID, "provenance": PROVENANCE}
 TRAIN_FILES = {"model": MODEL, "train_log": TRAIN_LOG, "probe": PROBE, "provenance": PROVENANCE}
 # A prepared dataset's folder (`data_dir`).
 SPLIT_ARRAY = "{split}.npy"

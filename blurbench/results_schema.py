@@ -47,36 +47,64 @@ METRICS = {
     "ssim": Metric("SSIM", "max", 3, "per_image"),
     "lpips": Metric("LPIPS", "min", 3, "per_image"),
     "fid_recon": Metric("FID-recon", "min", 1, "set"),
+    "kid_recon": Metric("KID-recon", "min", 4, "set"),
+    "prdc_recon_precision": Metric("precision-recon", "max", 3, "set"),
+    "prdc_recon_recall": Metric("recall-recon", "max", 3, "set"),
+    "prdc_recon_density": Metric("density-recon", "info", 3, "set"),
+    "prdc_recon_coverage": Metric("coverage-recon", "max", 3, "set"),
+    # the transfer split of HFER (blurbench.metrics.transfer): reproduced detail (best at 1: above 1
+    # is over-sharpening) and added energy; per_image.csv keeps their pseudo-values (mean = value)
+    "detail_hf": Metric("detail HF", "one", 4, "per_image"),
+    "added_hf": Metric("added HF", "min", 4, "per_image"),
     "hfer_recon": Metric("HFER", "one", 3, "set"),
-    "equiv_blur": Metric("equiv. blur σ", "min", 2, "set"),
+    # σ of the sampled Gaussian whose MTF best fits |H| (negative: sharper than the input)
+    "equiv_blur": Metric("equiv. blur σ", "info", 2, "set"),
     "rate": Metric("rate (nats)", "info", 1, "per_image"),
     # precision over L2's at model.sigma2 at the end of training: ⟨|W|²⟩ of the blur term, the
     # σ² divisor of an L2 control; what a change of effective β would look like
     "gain": Metric("precision gain", "info", 2, "set"),
     "fid_gen": Metric("FID-gen", "min", 1, "set"),
+    "kid_gen": Metric("KID-gen", "min", 4, "set"),
+    "prdc_gen_precision": Metric("precision-gen", "max", 3, "set"),
+    "prdc_gen_recall": Metric("recall-gen", "max", 3, "set"),
+    "prdc_gen_density": Metric("density-gen", "info", 3, "set"),
+    "prdc_gen_coverage": Metric("coverage-gen", "max", 3, "set"),
     "hfer_gen": Metric("HFER-gen", "one", 3, "set"),
 }
 ARROWS = {"min": "↓", "max": "↑", "one": "→1", "info": ""}
 
+PRDC = ("precision", "recall", "density", "coverage")
+
+
+def generative_metrics(feature_set: str) -> list[str]:
+    """The Inception-feature metrics of a feature set ("recon" or "gen"), as `scoring` writes them."""
+    return [f"fid_{feature_set}", f"kid_{feature_set}"] + [f"prdc_{feature_set}_{m}" for m in PRDC]
+
+
+FEATURE_SETS = ("recon", "gen")  # the keys of a run's features.npz
 # What evaluation computes for every run, in this order.
-RUN_METRICS = ["mse", "psnr", "ssim", "lpips", "fid_recon", "hfer_recon", "equiv_blur", "rate",
-               "gain", "fid_gen", "hfer_gen"]
+RUN_METRICS = (["mse", "psnr", "ssim", "lpips", *generative_metrics("recon"), "hfer_recon", "detail_hf",
+                "added_hf", "equiv_blur", "rate", "gain", *generative_metrics("gen"), "hfer_gen"])
 # What a trivial baseline or a blur-ladder row can have (no model: no rate, no samples).
-BASELINE_METRICS = ["mse", "psnr", "ssim", "lpips", "fid_recon", "hfer_recon", "equiv_blur"]
+BASELINE_METRICS = ["mse", "psnr", "ssim", "lpips", *generative_metrics("recon"), "hfer_recon", "detail_hf",
+                    "added_hf", "equiv_blur"]
 # Columns of the tables.
-RECON_METRICS = ["mse", "psnr", "ssim", "lpips", "fid_recon", "hfer_recon", "equiv_blur", "rate"]
-GEN_METRICS = ["fid_gen", "hfer_gen"]
-ABLATION_METRICS = ["mse", "psnr", "ssim", "lpips", "fid_recon", "hfer_recon", "rate", "gain", "fid_gen"]
+RECON_METRICS = ["mse", "psnr", "ssim", "lpips", "fid_recon", "kid_recon", "detail_hf", "added_hf", "hfer_recon",
+                 "equiv_blur", "rate"]
+GEN_METRICS = generative_metrics("gen") + ["hfer_gen"]
+ABLATION_METRICS = ["mse", "psnr", "ssim", "lpips", "fid_recon", "kid_recon", "detail_hf", "added_hf", "rate",
+                    "gain", "fid_gen", "kid_gen"]
 # The controls table and the rate figure: sharpness against rate (is it more than a change of β?).
-CONTROL_METRICS = ["rate", "gain", "psnr", "hfer_recon", "lpips", "fid_recon", "fid_gen"]
-COMPARISON_METRICS = ["mse", "psnr", "ssim", "lpips", "fid_recon", "hfer_recon", "equiv_blur", "fid_gen"]
+CONTROL_METRICS = ["rate", "gain", "psnr", "detail_hf", "added_hf", "lpips", "fid_recon", "kid_recon", "fid_gen"]
+COMPARISON_METRICS = ["mse", "psnr", "ssim", "lpips", *generative_metrics("recon"), "detail_hf", "added_hf",
+                      "hfer_recon", "equiv_blur", *generative_metrics("gen")]
 
 # The ablation parameter of the L2 σ² sweep (methods/l2.py): an ablation over it is the control
 # curve of the controls table and the rate figure.
 SIGMA2_SWEEP_PARAM = "sigma2_divisor"
 
 # Columns of a run's `eval/per_image.csv`: one row per test image, the values behind the means.
-PER_IMAGE_FIELDS = ["image", "mse", "psnr", "ssim", "lpips", "rate", "hf_recon", "hf_data"]
+PER_IMAGE_FIELDS = ["image", "mse", "psnr", "ssim", "lpips", "rate", "hf_recon", "hf_data", "detail_hf", "added_hf"]
 
 
 def metric_header(metric: str) -> str:

@@ -1,8 +1,7 @@
 """Scoring a set of images against the test images: one room shared by every producer of metric rows.
 
-A run's reconstructions (`blurbench.evaluate`), the trivial baselines and the blur ladder
-(`blurbench.baselines`), and the comparison (`blurbench.comparison`, which reads the ladder) all
-score through here: the same code, the same N, the same row fields (`results_schema.ROW_FIELDS`).
+A run's reconstructions (`blurbench.evaluate`) and the trivial baselines and blur ladder
+(`blurbench.baselines`) score through here: the same code, the same N, the same row fields (`results_schema.ROW_FIELDS`).
 A metric that cannot be computed (missing weights, disabled in the config) is a row with status
 "unavailable" and the reason, never a number.
 """
@@ -19,9 +18,8 @@ import torch
 
 from .errors import WeightsUnavailable
 from .fid_reference import load_reference_stats
-from .layout import LADDER_PREFIX
-from .metrics import basic, spectra
-from .results_schema import ROW_FIELDS, fid_bias_note
+from .metrics import basic, spectra, transfer
+from .results_schema import ROW_FIELDS, fid_bias_note, generative_metrics
 from .weights import LPIPS_METRIC_NET
 
 
@@ -97,46 +95,65 @@ def lpips_scores(rows: RowWriter, x, y, ev: dict, channels: int, resolution: int
     return d
 
 
-def fid_scores(rows: RowWriter, sets: dict, ev: dict, fid_stats: Path | None, channels: int, device) -> dict:
-    """FID of each image set (metric name -> images) against the test statistics, one Inception pass.
+def generative_scores(rows: RowWriter, sets: dict, ev: dict, fid_stats: Path | None, channels: int,
+                      device) -> dict:
+    """FID, KID and precision/recall/density/coverage of each image set against the test images'
+    Inception features (one pass for every set).
 
-    Returns the features (metric name -> float32 array) for the bootstrap of `blurbench.stats`.
+    `sets`: "recon" (images paired with the first N test images, whose features the FID statistics
+    file keeps) and/or "gen" (samples) -> images. KID of reconstructions leaves out each image's pair
+    with its own reconstruction (`generative.kid_paired`). Returns the features (set -> float32
+    (N, 2048)) that `features.npz` keeps for the comparison's bootstrap.
     """
+    names = [m for s in sets for m in generative_metrics(s)]
     if not ev["fid"]:
-        rows.unavailable(sets, ev.get("fid_off", "disabled in config (evaluate.fid: false)"))
+        rows.unavailable(names, ev.get("fid_off", "disabled in config (evaluate.fid: false)"))
         return {}
-    from .metrics import fid
+    from .metrics import fid, generative
 
     ref = load_reference_stats(fid_stats)
     if ref.get("unavailable"):
-        rows.unavailable(sets, ref["unavailable"])
+        rows.unavailable(names, ref["unavailable"])
         return {}
     try:
         feats = dict(zip(sets, fid.features_many(list(sets.values()), batch_size=ev["batch_size"],
                                                  device=device)))
         proto = fid.info()
     except WeightsUnavailable as e:
-        rows.unavailable(sets, str(e))
+        rows.unavailable(names, str(e))
         return {}
     replicated = "single channel replicated" if channels == 1 else ""
-    for metric, f in feats.items():
-        note = "; ".join(t for t in (replicated, fid_bias_note(f.shape[0])) if t)
-        rows.add(metric, fid.frechet_distance_features(f, ref["mu"], ref["sigma"]), n=f.shape[0],
-                 note=note, **proto)
+    test = ref["feats"]
+    small_n = {**proto, "implementation": f"blurbench.metrics.generative (checked against torch-fidelity "
+                                          f"and prdc, k = {generative.PRDC_K})", "version": package_version("blurbench")}
+    for name, f in feats.items():
+        n = f.shape[0]
+        note = "; ".join(t for t in (replicated, fid_bias_note(n)) if t)
+        rows.add(f"fid_{name}", fid.frechet_distance_features(f, ref["mu"], ref["sigma"]), n=n, note=note, **proto)
+        if name == "recon":
+            kid = generative.kid_paired(f, test[:n])
+            note = "; ".join(t for t in (replicated, "own pairs left out of the cross term") if t)
+        else:
+            kid = generative.kid(f, test)
+            note = replicated
+        rows.add(f"kid_{name}", kid, n=n, note=note, **small_n)
+        for metric, value in generative.prdc(f, test[:n] if name == "recon" else test).items():
+            rows.add(f"prdc_{name}_{metric}", value, n=n, note=replicated, **small_n)
     return {k: v.astype(np.float32) for k, v in feats.items()}
 
 
 def hfer_protocol(cutoff: float) -> dict:
-    return {"implementation": "blurbench (torch FFT)", "version": package_version("torch"),
+    return {"implementation": f"blurbench (torch FFT, {spectra.WINDOW} window)", "version": package_version("torch"),
             "note": f"cutoff {cutoff} x Nyquist"}
 
 
 def score_against_test(rows: RowWriter, x: torch.Tensor, y: torch.Tensor, ev: dict, *, channels: int,
-                       resolution: int, fid_stats: Path | None, device, extra_fid_sets=None):
-    """Score images `y` paired with the test images `x`: MSE, PSNR, SSIM, LPIPS, FID-recon, HFER.
+                       resolution: int, fid_stats: Path | None, device, samples: torch.Tensor | None = None):
+    """Score images `y` paired with the test images `x`: MSE, PSNR, SSIM, LPIPS, FID/KID/PRDC, HFER,
+    the transfer split (detail_hf, added_hf) and the equivalent blur fitted to the transfer function.
 
-    `extra_fid_sets` (metric -> images) share the same Inception pass (a run's samples).
-    Returns (per-image columns, FID features, h_data): what `per_image.csv` and `features.npz` keep.
+    `samples` (a run's prior draws) share the Inception pass. Returns (per-image columns, features,
+    cross-spectra): what `per_image.csv`, `features.npz` and `transfer.npz` keep.
     """
     n = x.shape[0]
     proto = {"implementation": "blurbench (torch)", "version": package_version("torch")}
@@ -149,37 +166,22 @@ def score_against_test(rows: RowWriter, x: torch.Tensor, y: torch.Tensor, ev: di
     lp = lpips_scores(rows, x, y, ev, channels, resolution, device)
     per["lpips"] = lp if lp is not None else np.full(n, np.nan)
     n_fid = min(ev["n_fid"], n)
-    feats = fid_scores(rows, {"fid_recon": y[:n_fid], **(extra_fid_sets or {})}, ev, fid_stats, channels, device)
+    sets = {"recon": y[:n_fid], **({"gen": samples[:n_fid]} if samples is not None else {})}
+    feats = generative_scores(rows, sets, ev, fid_stats, channels, device)
     cut = ev["hfer_cutoff"]
-    h_data = spectra.high_band_energy(x, cut)
-    per["hf_recon"], per["hf_data"] = spectra.high_band_energy(y, cut), h_data
-    rows.add("hfer_recon", spectra.hfer_from_energies(per["hf_recon"], h_data), n=n, **hfer_protocol(cut))
-    return per, feats, h_data
-
-
-def read_ladder(path: str | Path | None) -> tuple[list[float], list[float]] | None:
-    """(σ, HFER) of the blur ladder from a baselines metrics.csv, or None without one."""
-    if path is None:
-        return None
-    import pandas as pd
-
-    df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    part = df[(df["metric"] == "hfer_recon") & df["variant"].str.startswith(LADDER_PREFIX)
-              & (df["status"] == "ok")]
-    if len(part) < 2:
-        return None
-    return [float(v[len(LADDER_PREFIX):]) for v in part["variant"]], [float(v) for v in part["value"]]
-
-
-def add_equivalent_blur(rows: RowWriter, hfer_value: float | None, ladder, n: int) -> None:
-    """The σ at which the blur ladder's HFER matches `hfer_value` (protocol.md)."""
-    if ladder is None:
-        rows.add("equiv_blur", reason="no blur ladder (baselines not computed)")
-    elif hfer_value is None or not np.isfinite(hfer_value):
-        rows.add("equiv_blur", reason="no HFER")
-    else:
-        sigma, note = spectra.equivalent_blur(hfer_value, *ladder)
-        rows.add("equiv_blur", sigma, n=n, implementation="blurbench (log-σ interpolation)",
-                 version=package_version("blurbench"), note=note or f"blur ladder σ = {', '.join(f'{s:g}' for s in ladder[0])} px")
-
-
+    per["hf_recon"], per["hf_data"] = spectra.high_band_energy(y, cut), spectra.high_band_energy(x, cut)
+    rows.add("hfer_recon", spectra.hfer_from_energies(per["hf_recon"], per["hf_data"]), n=n, **hfer_protocol(cut))
+    cs = transfer.cross_spectra(x, y)
+    split = transfer.high_band_split(cs, cut)
+    tf_proto = {"implementation": f"blurbench.metrics.transfer ({spectra.WINDOW} window, cross-spectra)",
+                "version": package_version("blurbench")}
+    rows.add("detail_hf", split.detail_hf, n=n, note=f"coherent high-band energy / data's; cutoff {cut} x Nyquist",
+             **tf_proto)
+    rows.add("added_hf", split.added_hf, n=n, note=f"added high-band energy / data's; cutoff {cut} x Nyquist",
+             **tf_proto)
+    pv = transfer.pseudo_values(x, y, cut)
+    per["detail_hf"], per["added_hf"] = pv[:, 0], pv[:, 1]
+    fit = transfer.fit_gaussian_mtf(cs)
+    rows.add("equiv_blur", fit.sigma, n=n, note="; ".join(t for t in (f"fit residual {fit.residual:.3g}", fit.note) if t),
+             **{**tf_proto, "implementation": "blurbench.metrics.transfer (sampled-Gaussian MTF fit to |H|)"})
+    return per, feats, cs

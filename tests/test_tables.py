@@ -154,7 +154,9 @@ def test_write_tables_all_formats_no_blank_cells(tmp_path):
         if line.startswith("| d"):
             cells = [c.strip() for c in line.strip("|").split("|")]
             assert all(cells), line
-    assert "| d1 | a | **0.0110 ± 0.0014** | n/a [1] | n/a [1] | n/a [2] | n/a [1] | 0.850 ± 0.071 |" in md
+    # MSE, PSNR, SSIM, LPIPS, FID-recon, KID-recon, detail HF, added HF, HFER
+    assert ("| d1 | a | **0.0110 ± 0.0014** | n/a [1] | n/a [1] | n/a [2] | n/a [1] | n/a [1] | n/a [1] | n/a [1] "
+            "| 0.850 ± 0.071 |") in md
     assert "- [1] no results\n- [2] weights missing: alexnet.pth" in md
     gen = (tmp_path / "tables" / "generation.md").read_text(encoding="utf-8")
     assert "| d1 | a | n/a [1] | n/a [1] |" in gen and "- [1] no results" in gen

@@ -243,11 +243,13 @@ def frechet_distance_features(feats, mu_ref, sigma_ref) -> float:
                  - 2 * _sqrt_eig_sum(y @ sigma_ref @ y.T))
 
 
-def save_stats(path, mu, sigma, n: int, info: dict) -> None:
-    """Write mu, sigma, n and the protocol `info` (strings) to an .npz atomically."""
+def save_stats(path, mu, sigma, n: int, info: dict, feats=None) -> None:
+    """Write mu, sigma, n, the protocol `info` (strings) and optionally the features themselves
+    (float32) to an .npz atomically."""
     meta = {f"info_{k}": np.array(str(v)) for k, v in info.items()}
+    extra = {} if feats is None else {"feats": np.asarray(feats, np.float32)}
     write_npz(path, mu=np.asarray(mu, np.float64), sigma=np.asarray(sigma, np.float64),
-              n=np.array(int(n)), **meta)
+              n=np.array(int(n)), **meta, **extra)
 
 
 def load_stats(path):

@@ -126,22 +126,3 @@ def high_band_energy(images: torch.Tensor, cutoff: float = 0.5, batch_size: int 
 def hfer_from_energies(h_model: np.ndarray, h_data: np.ndarray) -> float:
     """HFER from per-image high-band energies: mean(h_model) / mean(h_data)."""
     return float(np.mean(h_model) / np.mean(h_data))
-
-
-def equivalent_blur(hfer_value: float, ladder_sigma, ladder_hfer) -> tuple[float, str]:
-    """The Gaussian σ (px) whose blurred inputs have this HFER, interpolated linearly in log σ.
-
-    `ladder_*`: the blur ladder's σ and HFER (HFER falls as σ grows). Outside the ladder the value
-    is clipped to its end and the second item says so (the tables turn it into a footnote);
-    inside it the second item is ''.
-    """
-    sigma = np.asarray(ladder_sigma, dtype=float)
-    value = np.asarray(ladder_hfer, dtype=float)
-    order = np.argsort(value)  # np.interp needs increasing x: HFER increases as σ decreases
-    log_sigma = float(np.interp(hfer_value, value[order], np.log(sigma[order])))
-    note = ""
-    if hfer_value > value.max():
-        note = f"outside the blur ladder: sharper than the input blurred by σ = {sigma.min():g} px"
-    elif hfer_value < value.min():
-        note = f"outside the blur ladder: blurrier than the input blurred by σ = {sigma.max():g} px"
-    return float(np.exp(log_sigma)), note

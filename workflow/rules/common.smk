@@ -133,6 +133,7 @@ FIGURE_SUBCATEGORY = {
     "spectra": "Power spectra",
     "training": "Training",
     "rate": "Controls: rate and sharpness",
+    "transfer": "Transfer functions and added energy",
 }
 
 
@@ -143,6 +144,7 @@ FIGURE_FILES = {
         m: {
             "examples": layout.eval_file(d, m, FIGURE_SEED, "examples"),
             "spectra": layout.eval_file(d, m, FIGURE_SEED, "spectra"),
+            "transfer": layout.eval_file(d, m, FIGURE_SEED, "transfer"),
             "train_log": layout.run_file(d, m, FIGURE_SEED, "train_log"),
             **({"probe": layout.run_file(d, m, FIGURE_SEED, "probe")} if m in KERNEL_METHODS else {}),
         }
@@ -150,19 +152,18 @@ FIGURE_FILES = {
     }
     for d in MAIN["datasets"]
 }
-# The comparison's inputs: per dataset, method and seed the per-image values and features; per dataset
-# the FID reference statistics (when FID is on) and the baselines (blur ladder).
+# The comparison's inputs: per dataset, method and seed the per-image values, features and
+# cross-spectra; per dataset the FID reference statistics with the test features (when FID is on).
 COMPARISON_FILES = {
     d: {
         "runs": {
             m: {
-                str(s): {k: layout.eval_file(d, m, s, k) for k in ("per_image", "features")}
+                str(s): {k: layout.eval_file(d, m, s, k) for k in ("per_image", "features", "transfer")}
                 for s in GRID.config["seeds"]
             }
             for m in MAIN["methods"]
         },
         "fid_stats": layout.fid_stats_path(d) if GRID.config["evaluate"]["fid"] else None,
-        "baselines": layout.baselines_metrics(d),
     }
     for d in MAIN["datasets"]
 }

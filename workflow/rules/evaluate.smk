@@ -8,7 +8,6 @@ rule evaluate:
         train_log=RUN_FILE["train_log"],
         test=SPLIT["test"],
         fid_stats=fid_stats_input,
-        baselines=layout.baselines_metrics("{dataset}"),
     output:
         **EVAL_FILE,
     log:
@@ -29,7 +28,7 @@ rule evaluate:
         fid_flag=lambda wc, input: f"--fid-stats {input.fid_stats}" if input.fid_stats else "",
     shell:
         "python -m blurbench evaluate --spec {params.spec:q} --model {input.model:q} "
-        "--data {params.data_dir:q} {params.fid_flag} --baselines {input.baselines:q} "
+        "--data {params.data_dir:q} {params.fid_flag} "
         "--train-log {input.train_log:q} --out {params.out_dir:q} "
         "--threads {threads} --device {DEVICE} > {log:q} 2>&1"
 
