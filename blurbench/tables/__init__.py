@@ -194,43 +194,66 @@ def controls_table(df, ablations: dict):
     return table, summary
 
 
-VERDICT_MARKS = {"better": "better", "worse": "worse", "no detectable difference": "n.d."}
+VERDICT_MARKS = {"better": "better", "worse": "worse", "no detectable difference": "n.d.", "no verdict": ""}
+
+
+def _comparison_cell(c: dict, metric: str, notes: Footnotes) -> Cell:
+    """diff [lo, hi] and the adjusted verdict; footnotes for the cell's notes, a raw verdict that
+    the adjustment removed, and a verdict within Monte-Carlo error of its threshold."""
+    if c is None:
+        return Cell("n/a", notes=notes.numbers("no results"))
+    if not np.isfinite(c["diff"]):
+        return Cell("n/a", notes=notes.numbers(c["reason"]))
+    d = METRICS[metric].decimals + 1  # differences are small: one decimal more than the tables
+    text = f"{c['diff']:+.{d}f}"
+    if np.isfinite(c["lo"]):
+        text += f" [{c['lo']:+.{d}f}, {c['hi']:+.{d}f}]"
+    text = f"{text} {VERDICT_MARKS[c['verdict']]}".strip()
+    extra = [c["note"]]
+    if c["verdict_raw"] in ("better", "worse") and c["verdict"] != c["verdict_raw"]:
+        extra.append(f"{c['verdict_raw']} before the multiplicity adjustment (interval excludes 0; "
+                     f"adjusted p = {c['p_adjusted']:.3g})")
+    if c["fragile"] in (True, "True"):
+        extra.append("verdict within 2 Monte-Carlo SE of its threshold: it may change with the resampling seed")
+    return Cell(text, best=c["verdict"] == "better", notes=notes.numbers(*extra))
 
 
 def comparison_table(comparison, main: dict) -> Table:
-    """Rows dataset × method, a column per metric: method − reference, its CI and a verdict."""
+    """Rows dataset × metric, a column per method: method − reference, interval, adjusted verdict."""
     notes = Footnotes()
     metrics = list(dict.fromkeys(comparison["metric"])) or list(COMPARISON_METRICS)
     cells = {(r["dataset"], r["method"], r["metric"]): r for r in comparison.to_dict("records")}
-    rows, starts = [], []
     reference = main["reference"]
+    methods = [m for m in main["methods"] if m != reference]
+    rows, starts = [], []
     for dataset in main["datasets"]:
         starts.append(len(rows))
-        for method in main["methods"]:
-            if method == reference:
-                continue
-            row = [Cell(dataset), Cell(method)]
-            for metric in metrics:
-                c = cells.get((dataset, method, metric))
-                if c is None or not np.isfinite(c["diff"]):
-                    row.append(Cell("n/a", notes=notes.numbers(c["reason"] if c else "no results")))
-                    continue
-                d = METRICS[metric].decimals + 1  # differences are small: one decimal more than the tables
-                text = f"{c['diff']:+.{d}f} [{c['lo']:+.{d}f}, {c['hi']:+.{d}f}] {VERDICT_MARKS[c['verdict']]}"
-                row.append(Cell(text, best=c["verdict"] == "better"))
-            rows.append(row)
-    ok = comparison[comparison["ci"] != ""]
+        for metric in metrics:
+            rows.append([Cell(dataset), Cell(metric_header(metric))]
+                        + [_comparison_cell(cells.get((dataset, m, metric)), metric, notes) for m in methods])
+    ok = comparison[comparison["ci"].astype(str) != ""]
     by_ci: dict[str, list[str]] = {}
     for m, ci in dict.fromkeys(zip(ok["metric"], ok["ci"])):
         by_ci.setdefault(ci, []).append(METRICS[m].label)
     protocol = [f"{', '.join(labels)}: {ci}." for ci, labels in by_ci.items()]
+    covers = sorted(set(ok["covers"].astype(str)) - {""})
+    if covers:
+        protocol.append("What an interval covers: " + "; ".join(covers) + (
+            ". With one seed it covers the variation of the test images (or prior draws) for that one "
+            "trained model, not seed-to-seed variation." if covers == ["test images"] or "seeds" not in " ".join(covers)
+            else "."))
+    from ..comparison import ADJUSTMENT
+
+    protocol.append(f"Verdicts adjusted by {ADJUSTMENT} over every cell with a verdict; comparison.csv keeps "
+                    "the raw p-value, the adjusted one and the unadjusted verdict (verdict_raw).")
     level = f"{100 * comparison['level'].iloc[0]:g}%" if len(comparison) else "95%"
     legend = (f"Each cell: method − {reference} on the same test images (samples: the same prior draws), "
-              f"[{level} bootstrap CI], and the verdict by each metric's direction (↓ lower is better, "
-              "↑ higher is better, →1 closest to 1): better (bold), worse, or n.d. = no detectable "
-              "difference (the CI contains 0).")
+              f"[{level} interval], and the adjusted verdict by the metric's direction (↓ lower is better, "
+              "↑ higher is better, →1 closest to 1: the cell is the difference of −|value − 1|): better "
+              "(bold), worse, or n.d. = no detectable difference; no word = no verdict (a diagnostic, or "
+              "too few images: see the footnote).")
     return Table(name="comparison", title=f"Paired differences against {reference}",
-                 header=["Dataset", "Method"] + [metric_header(m) for m in metrics], rows=rows, n_keys=2,
+                 header=["Dataset", "Metric"] + methods, rows=rows, n_keys=2,
                  group_starts=starts, legend=legend, footnotes=notes.texts, protocol=protocol)
 
 
