@@ -55,7 +55,7 @@ def cmd_evaluate(a) -> None:
     from .evaluate import evaluate
 
     rows = evaluate(_eval_spec(a.spec), a.model, a.data, a.out, fid_stats=a.fid_stats,
-                    baselines=a.baselines, train_log=a.train_log, threads=a.threads, device=a.device)
+                    train_log=a.train_log, threads=a.threads, device=a.device)
     _print_rows(rows)
 
 
@@ -121,6 +121,13 @@ def cmd_readme(a) -> None:
     print(f"rewrote the default-run table of {a.readme} from {a.config}")
 
 
+def cmd_study_config(a) -> None:
+    from .study_config import write
+
+    write(a.default, a.out)
+    print(f"wrote {a.out} from {a.default} and the overrides in blurbench/study_config.py")
+
+
 def cmd_fetch_weights(a) -> None:
     from . import weights
     from .metrics import fid_onnx
@@ -169,7 +176,6 @@ def main(argv=None) -> int:
     s.add_argument("--model", required=True)
     s.add_argument("--data", required=True)
     s.add_argument("--fid-stats")
-    s.add_argument("--baselines", help=f"the dataset's baselines {layout.METRICS} (blur ladder for equivalent blur)")
     s.add_argument("--train-log", help=f"the run's {layout.TRAIN_LOG} (the precision gain it logged)")
     s.add_argument("--out", required=True)
     s.add_argument("--threads", type=int, required=True, help="torch threads (the job's Snakemake threads)")
@@ -226,6 +232,11 @@ def main(argv=None) -> int:
     s.add_argument("--readme", default="README.md")
     s.add_argument("--config", default="config/config.yaml")
     s.set_defaults(func=cmd_readme)
+
+    s = sub.add_parser("study-config", help="regenerate config/study.yaml: the default plus the study's overrides")
+    s.add_argument("--default", default="config/config.yaml")
+    s.add_argument("--out", default="config/study.yaml")
+    s.set_defaults(func=cmd_study_config)
 
     s = sub.add_parser("fetch-weights", help="download pretrained weights into the torch hub cache")
     s.add_argument("names", nargs="+")
