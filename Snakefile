@@ -39,3 +39,4 @@ rule all:
     input:
         rules.all_tables.input,
         rules.all_figures.input,
+        rules.all_toys.input,

@@ -121,6 +121,14 @@ def cmd_readme(a) -> None:
     print(f"rewrote the default-run table of {a.readme} from {a.config}")
 
 
+def cmd_toys(a) -> None:
+    from .toys import write_toys
+
+    out = json.loads(a.out)
+    write_toys(out, seed=a.seed, threads=a.threads)
+    print("wrote " + ", ".join(out.values()))
+
+
 def cmd_study_config(a) -> None:
     from .study_config import write
 
@@ -232,6 +240,12 @@ def main(argv=None) -> int:
     s.add_argument("--readme", default="README.md")
     s.add_argument("--config", default="config/config.yaml")
     s.set_defaults(func=cmd_readme)
+
+    s = sub.add_parser("toys", help="the super-resolution papers' 2-D toys: figures and tables")
+    s.add_argument("--out", required=True, help="JSON: layout.TOY_FILES key -> path")
+    s.add_argument("--seed", type=int, required=True)
+    s.add_argument("--threads", type=int, required=True)
+    s.set_defaults(func=cmd_toys)
 
     s = sub.add_parser("study-config", help="regenerate config/study.yaml: the default plus the study's overrides")
     s.add_argument("--default", default="config/config.yaml")

@@ -174,3 +174,12 @@ BENCHMARKS = "benchmarks"
 def benchmark_file(rule: str, job: str = "", results: str | Path = RESULTS) -> str:
     """Snakemake's timing of one job (`timing` reads them all): per run, per dataset or per rule."""
     return f"{results}/{BENCHMARKS}/{rule}/{job}.tsv" if job else f"{results}/{BENCHMARKS}/{rule}.tsv"
+
+
+# The super-resolution papers' 2-D toys (`blurbench.toys`).
+TOY_FILES = {"sr_figure": "sr_toy.png", "sr_table": "sr_toy.csv", "flow_figure": "flow_toy.png",
+             "flow_table": "flow_toy.csv", "flow_ood": "flow_toy_ood.csv"}
+
+
+def toy_file(key: str, results: str | Path = RESULTS) -> str:
+    return f"{results}/toys/{TOY_FILES[key]}"

@@ -93,6 +93,15 @@ def test_reconstruction_table_has_a_row_per_method_and_undertrained_runs_are_mar
     assert set(comparison["verdict"]) <= {"better", "worse", "no detectable difference", "no verdict"}
 
 
+def test_all_runs_the_super_resolution_toys(run):
+    """`all` includes the SR papers' 2-D toys; the amortised-MAP toy keeps the paper's ordering."""
+    ce = pd.read_csv(run / "toys" / "sr_toy.csv").set_index("method")["cross_entropy"]
+    assert ce["MAP"] < ce["AffGAN"] < ce["MSE"]
+    flows = pd.read_csv(run / "toys" / "flow_toy.csv")
+    assert set(flows["coupling"]) == {"affine", "spline"}
+    assert (run / "toys" / "sr_toy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_the_workflow_ends_with_one_warning_line_listing_undertrained_runs(run):
     warnings = [line for line in (run.parent / "stderr.txt").read_text().splitlines()
                 if line.startswith("WARNING:") and "undertrained" in line]

@@ -145,3 +145,31 @@ onsuccess:
 rule all_figures:
     input:
         rules.figures.output,
+
+
+rule toys:
+    """The super-resolution papers' 2-D toys (blurbench.toys): seconds each, no data."""
+    output:
+        **{k: layout.toy_file(k) for k in layout.TOY_FILES if not k.endswith("figure")},
+        sr_figure=report(
+            layout.toy_file("sr_figure"), caption="../report/figure_toy_sr.rst", category="Super-resolution toys"
+        ),
+        flow_figure=report(
+            layout.toy_file("flow_figure"), caption="../report/figure_toy_flow.rst", category="Super-resolution toys"
+        ),
+    log:
+        layout.log_file("toys"),
+    benchmark:
+        layout.benchmark_file("toys")
+    conda:
+        CONDA_ENV
+    threads: THREADS
+    params:
+        out=lambda wc, output: json.dumps(dict(output.items()), sort_keys=True),
+    shell:
+        "python -m blurbench toys --out {params.out:q} --seed 0 --threads {threads} > {log:q} 2>&1"
+
+
+rule all_toys:
+    input:
+        rules.toys.output,
