@@ -64,7 +64,7 @@ def test_matches_deepinv_downsampling():
     here; its default CG is 100× further off) whose residual ‖A A†y − y‖∞ stays near 3e-7 whatever
     max_iter and tol (ours: 4e-16), so A† is compared at 5e-6; the dense pseudo-inverse test above
     is the exact check."""
-    dinv = pytest.importorskip("deepinv")
+    import deepinv as dinv
     s, size = 4, (32, 32)
     gen = torch.Generator().manual_seed(1)
     x = torch.rand(2, 3, *size, generator=gen, dtype=torch.float64)
