@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from . import stats
-from .results_schema import COMPARISON_METRICS, METRICS
+from .results_schema import COMPARISON_METRICS, FID_MIN_N, METRICS
 
 CSV_COLUMNS = ["dataset", "method", "reference", "metric", "diff", "lo", "hi", "p", "p_adjusted", "verdict",
                "verdict_raw", "fragile", "covers", "n", "n_boot", "level", "ci", "note", "reason"]
@@ -141,6 +141,9 @@ def _hfer_cell(method, reference, runs, n_boot):
     for a, b in zip(m, r):
         _same_n(a, b, method, reference)
     est = stats.paired_set_diff(stats.closeness_to_one(stats.hfer_stat), m, r, n_boot=n_boot)
+    hfer = lambda items: np.mean([i[:, 0].sum() / i[:, 1].sum() for i in items])
+    if max(hfer(m), hfer(r)) > 1:
+        note = "; ".join(t for t in (note, "an HFER above 1: the cell is the difference of −|HFER − 1|") if t)
     return est, note, len(m[0])
 
 
@@ -177,9 +180,10 @@ def _feature_cell(metric, method, reference, runs, ref, n_boot):
         else:
             est = stats.paired_set_diff(stats.fid_stat(ref["mu"], ref["sigma"]), m, r, resampling="jackknife",
                                         unit="prior draws")
-        if n < stats.FID_MIN_N:
-            note = "; ".join(t for t in (note, f"N = {n} < {stats.FID_MIN_N}: value shown, no verdict") if t)
-        return est, note, n
+        bias = (f"N = {n} < {stats.FID_MIN_N}: value shown, no verdict" if n < stats.FID_MIN_N else
+                f"N = {n} < {FID_MIN_N}: the interval covers FID's expected difference at this N, which is "
+                "biased and can differ from the difference at large N" if n < FID_MIN_N else "")
+        return est, "; ".join(t for t in (note, bias) if t), n
     if family == "kid":
         if key == "recon":
             pair = lambda f: np.stack([f, test], 1)
