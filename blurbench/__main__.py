@@ -86,8 +86,9 @@ def cmd_tables(a) -> None:
     for path in write_tables(df, Path(a.out), ablations=exp.get("ablations", {}),
                              main=exp["main"], min_gain_db=a.min_gain_db):
         print(f"wrote {path}")
-    bad = write_adequacy(df, Path(a.adequacy), a.min_gain_db)
+    bad, below = write_adequacy(df, Path(a.adequacy), a.min_gain_db, a.floor_sigma, exp["main"]["reference"])
     print(f"undertrained: {', '.join(bad) if bad else 'none'}")
+    print("below the fidelity floor: " + ("; ".join(below) if below else "none"))
 
 
 def cmd_comparison(a) -> None:
@@ -210,6 +211,8 @@ def main(argv=None) -> int:
     s.add_argument("--adequacy", required=True, help="where to write each run's margin over the trivial baselines")
     s.add_argument("--experiments", required=True, help="JSON: the config's experiments section")
     s.add_argument("--min-gain-db", type=float, required=True, help="adequacy margin over trivial baselines (dB)")
+    s.add_argument("--floor-sigma", type=float, required=True, help="fidelity floor: the blur-ladder σ (px) whose "
+                                                                     "PSNR the reference model must reach")
     s.set_defaults(func=cmd_tables)
 
     s = sub.add_parser("comparison", help="paired differences against the reference method, with CIs")

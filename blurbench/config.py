@@ -35,7 +35,7 @@ DEFAULTS = {
     "train": {"steps": 2000, "batch_size": 64, "lr": 1e-3, "n_probe": 4, "log_every": 100},
     "evaluate": {"n_fid": 512, "fid": True, "fid_ablations": True, "lpips": True, "hfer_cutoff": 0.25,
                  "n_examples": 8, "batch_size": 64, "blur_ladder": [0.5, 1.0, 2.0, 4.0],
-                 "min_gain_db": 3.0, "n_boot": N_BOOT_PER_IMAGE, "n_boot_set": N_BOOT_SET},
+                 "min_gain_db": 3.0, "floor_sigma": 2.0, "n_boot": N_BOOT_PER_IMAGE, "n_boot_set": N_BOOT_SET},
 }
 # The evaluate keys that per-run (and baseline) metrics depend on; the others shape only the tables.
 EVALUATE_KEYS = ("n_fid", "fid", "lpips", "hfer_cutoff", "n_examples", "batch_size")
@@ -266,6 +266,10 @@ def build_grid(config: dict, check_data: bool = True) -> Grid:
     cfg = merge(DEFAULTS, {k: v for k, v in config.items() if k in DEFAULTS}, "config")
     cfg.update({k: v for k, v in config.items() if k not in DEFAULTS})
 
+    ev = cfg["evaluate"]
+    if ev["floor_sigma"] not in ev["blur_ladder"]:
+        raise ConfigError(f"config key 'evaluate.floor_sigma': {ev['floor_sigma']:g} is not a σ of "
+                          f"evaluate.blur_ladder {ev['blur_ladder']}; the floor is one of the ladder's rows")
     datasets = {n: _dataset_entry(n, e, check_data) for n, e in cfg["datasets"].items()}
     methods = {n: _method_entry(n, e) for n, e in cfg["methods"].items()}
 

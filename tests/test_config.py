@@ -119,3 +119,8 @@ def test_runs_tsv_and_effective_config(toy_plugin_root, tmp_path):
     assert [r["run_id"] for r in rows] == ["toy/l2/seed0", "toy/l2/seed1"]
     assert rows[0]["train.steps"] == "2000" and rows[1]["seed"] == "1"
     assert yaml.safe_load(open(tmp_path / "config.yaml"))["evaluate"]["n_fid"] == grid.config["evaluate"]["n_fid"]
+
+
+def test_floor_sigma_must_be_a_ladder_row():
+    with pytest.raises(ConfigError, match=r"evaluate.floor_sigma.*3 is not a σ of evaluate.blur_ladder"):
+        build_grid(with_(["evaluate", "floor_sigma"], 3.0), check_data=False)

@@ -239,3 +239,20 @@ def test_non_finite_ok_value_is_na(tmp_path):
     table, _ = T.main_table(df, {"datasets": ["d1"], "methods": ["a"]}, ["mse"], "r", "R")
     assert table.rows[0][2].text == "n/a"
     assert table.footnotes == ["non-finite value in metrics.csv"]
+
+
+def test_fidelity_floor_names_the_dataset_and_both_numbers(tmp_path):
+    """The reference model below the ladder row of floor_sigma is reported with both PSNRs; above it, not."""
+    base = {"split": "test", "status": "ok", "reason": "", "n": 8, "implementation": "x", "version": "1",
+            "feature_extractor": "", "weights_source": "", "note": "", "metric": "psnr"}
+    rows = [{**base, "run_id": f"{d}/baseline/{v}", "dataset": d, "method": "baseline", "variant": v, "seed": "",
+             "value": p} for d, v, p in [("low", "mean_image", 10.0), ("low", "blur_sigma2", 26.8),
+                                         ("high", "mean_image", 10.0), ("high", "blur_sigma2", 20.0)]]
+    rows += [{**base, "run_id": f"{d}/l2/seed{s}", "dataset": d, "method": "l2", "variant": "l2", "seed": s,
+              "value": p} for d, s, p in [("low", 0, 22.5), ("low", 1, 23.0), ("high", 0, 24.0)]]
+    df = S.load_metrics(write_csv(tmp_path / "m.csv", rows))
+    table = S.adequacy(df, 3.0, floor_sigma=2.0)
+    assert table.set_index("run_id").loc["low/l2/seed0", "below_floor"]
+    assert not table.set_index("run_id").loc["high/l2/seed0", "below_floor"]
+    assert S.floor_misses(table, "l2") == [
+        "low: l2 PSNR 22.75 dB is below the fidelity floor, the σ = 2 px blur-ladder row's 26.80 dB"]

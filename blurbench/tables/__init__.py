@@ -17,7 +17,7 @@ from ..results_schema import (ABLATION_METRICS, BASELINE_METHOD, BASELINE_METRIC
                               metric_header)
 from .render import Cell, Footnotes, Table, atomic_write_text, write_table
 from .summaries import (CELL_NOTE_PREFIX, ablation_rows, ablation_summary, adequacy, baseline_summary,
-                        controls_summary, load_metrics, main_summary, mark_best, sweep_ablations,
+                        controls_summary, floor_misses, load_metrics, main_summary, mark_best, sweep_ablations,
                         undertrained_note)
 
 PARAM_LABELS = {"blur.eps": "ε", "kernel.size": "kernel size", "sigma2_divisor": "σ² divisor g",
@@ -282,11 +282,12 @@ def build_tables(df, ablations: dict, main: dict, min_gain_db: float = 3.0) -> l
     return out
 
 
-def write_adequacy(df, out: Path, min_gain_db: float) -> list[str]:
-    """Write every run's margin over the trivial baselines (CSV); return the undertrained run ids."""
-    table = adequacy(df, min_gain_db)
+def write_adequacy(df, out: Path, min_gain_db: float, floor_sigma: float, reference: str) -> tuple[list[str], list[str]]:
+    """Write every run's margin over the trivial baselines and its place against the fidelity floor
+    (CSV); return the undertrained run ids and the datasets whose `reference` model misses the floor."""
+    table = adequacy(df, min_gain_db, floor_sigma)
     atomic_write_text(out, table.to_csv(index=False, float_format="%.4f"))
-    return list(table.loc[table["undertrained"], "run_id"])
+    return list(table.loc[table["undertrained"], "run_id"]), floor_misses(table, reference)
 
 
 def write_tables(df, out_dir: Path, ablations: dict, main: dict, min_gain_db: float = 3.0) -> list[Path]:

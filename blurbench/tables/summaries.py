@@ -116,13 +116,17 @@ def baseline_summary(df, datasets: list[str], metrics: list[str]):
                                       "seeds_total", "reason"])
 
 
-def adequacy(df, min_gain_db: float):
+def adequacy(df, min_gain_db: float, floor_sigma: float | None = None):
     """Per trained run: its PSNR, the better trivial baseline's, the margin and whether it is
-    undertrained (margin < `min_gain_db`). Runs or datasets without the numbers are left out."""
+    undertrained (margin < `min_gain_db`); with `floor_sigma`, the PSNR of the blur-ladder row of
+    that σ (the fidelity floor: reconstructions at least as accurate as the input blurred by σ) and
+    whether the run is below it. Runs or datasets without the numbers are left out."""
     import pandas as pd
 
     psnr = df[(df["metric"] == "psnr") & (df["status"] == "ok")]
     trivial = psnr[(psnr["method"] == BASELINE_METHOD) & psnr["variant"].isin(TRIVIAL_BASELINES)]
+    floor_rows = psnr[(psnr["method"] == BASELINE_METHOD)
+                      & (psnr["variant"] == (layout.ladder_variant(floor_sigma) if floor_sigma else None))]
     out = []
     for _, run in psnr[psnr["method"] != BASELINE_METHOD].iterrows():
         base = trivial[trivial["dataset"] == run["dataset"]]
@@ -130,12 +134,30 @@ def adequacy(df, min_gain_db: float):
             continue
         best = base.loc[base["value"].idxmax()]
         margin = run["value"] - best["value"]
+        floor = floor_rows[floor_rows["dataset"] == run["dataset"]]["value"]
+        floor_psnr = float(floor.iloc[0]) if len(floor) else np.nan
         out.append({"run_id": run["run_id"], "dataset": run["dataset"], "method": run["method"],
                     "variant": run["variant"], "seed": run["seed"], "psnr": run["value"],
                     "best_baseline": best["variant"], "baseline_psnr": best["value"],
-                    "margin_db": margin, "undertrained": bool(margin < min_gain_db)})
+                    "margin_db": margin, "undertrained": bool(margin < min_gain_db),
+                    "floor_sigma": floor_sigma if len(floor) else np.nan, "floor_psnr": floor_psnr,
+                    "below_floor": bool(run["value"] < floor_psnr)})
     return pd.DataFrame(out, columns=["run_id", "dataset", "method", "variant", "seed", "psnr",
-                                      "best_baseline", "baseline_psnr", "margin_db", "undertrained"])
+                                      "best_baseline", "baseline_psnr", "margin_db", "undertrained",
+                                      "floor_sigma", "floor_psnr", "below_floor"])
+
+
+def floor_misses(table, method: str) -> list[str]:
+    """One line per dataset whose `method` model (mean PSNR over seeds, main variant) is below the
+    fidelity floor of `adequacy`, naming the dataset and both numbers."""
+    runs = table[(table["variant"] == method) & table["floor_psnr"].notna()]
+    out = []
+    for dataset, part in runs.groupby("dataset", sort=True):
+        psnr, floor = part["psnr"].mean(), part["floor_psnr"].iloc[0]
+        if psnr < floor:
+            out.append(f"{dataset}: {method} PSNR {psnr:.2f} dB is below the fidelity floor, the "
+                       f"σ = {part['floor_sigma'].iloc[0]:g} px blur-ladder row's {floor:.2f} dB")
+    return out
 
 
 def undertrained_note(runs, min_gain_db: float) -> str:

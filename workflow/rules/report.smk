@@ -23,11 +23,12 @@ rule tables:
     params:
         experiments=json.dumps(EXPERIMENTS, sort_keys=True),
         min_gain_db=GRID.config["evaluate"]["min_gain_db"],
+        floor_sigma=GRID.config["evaluate"]["floor_sigma"],
         out_dir=lambda wc, output: os.path.dirname(output.csv[0]),
     shell:
         "python -m blurbench tables --metrics {input.metrics:q} --out {params.out_dir:q} "
         "--adequacy {output.adequacy:q} --experiments {params.experiments:q} "
-        "--min-gain-db {params.min_gain_db} > {log:q} 2>&1"
+        "--min-gain-db {params.min_gain_db} --floor-sigma {params.floor_sigma} > {log:q} 2>&1"
 
 
 rule comparison:
@@ -138,6 +139,16 @@ onsuccess:
                 f"WARNING: {len(_bad)} undertrained run(s), less than "
                 f"{GRID.config['evaluate']['min_gain_db']:g} dB above the best trivial baseline: "
                 + ", ".join(_bad),
+                file=sys.stderr,
+            )
+        # and one when the reference model misses the fidelity floor: its findings are a demonstration
+        import pandas as pd
+        from blurbench.tables.summaries import floor_misses
+
+        _below = floor_misses(pd.read_csv(_adequacy), MAIN["reference"])
+        if _below:
+            print(
+                "WARNING: below the fidelity floor, findings there are a demonstration: " + "; ".join(_below),
                 file=sys.stderr,
             )
 
