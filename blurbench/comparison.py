@@ -36,7 +36,7 @@ from .results_schema import COMPARISON_METRICS, FID_MIN_N, METRICS
 CSV_COLUMNS = ["dataset", "method", "reference", "metric", "diff", "lo", "hi", "p", "p_adjusted", "verdict",
                "verdict_raw", "fragile", "covers", "n", "n_boot", "level", "ci", "note", "reason"]
 ADJUSTMENT = "Holm (family-wise error 0.05 within each dataset)"
-NO_VERDICT = "no verdict"
+NO_VERDICT = "n/a (no verdict)"  # a diagnostic, or too few images for one
 
 
 def _per_image(path: Path):
@@ -213,7 +213,7 @@ def _verdict_allowed(metric: str, note: str) -> bool:
     """Whether a cell enters the multiplicity family (gets a verdict)."""
     if METRICS[metric].direction in ("info",) or metric == "hfer_recon":
         return False
-    return "no verdict" not in note
+    return "no verdict" not in note  # the notes of FID/PRDC below their minimum N say so
 
 
 def compare_dataset(dataset: str, runs_files: dict, reference: str, fid_stats, n_boot: int, n_boot_set: int

@@ -71,7 +71,6 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
-from scipy import stats as sps
 
 from .metrics import fid
 
@@ -238,6 +237,8 @@ def _t_estimate(diff: float, var: float, df: float, level: float, n_boot: int, v
                 method: str, covers: str) -> Estimate:
     """diff ± t_df √var and the two-sided p of diff / √var; p_mc_se: p's change when var moves
     by its Monte-Carlo SE var_mc_se (0 when var has no resampling noise)."""
+    from scipy import stats as sps  # here, not at import: the workflow's parse imports this module
+
     half = float(sps.t.ppf((1 + level) / 2, df) * np.sqrt(var))
 
     def p_at(v):

@@ -76,9 +76,9 @@ def test_verdicts_are_adjusted_and_diagnostics_get_none(dataset):
         if c["reason"]:
             continue
         if metric in ("hfer_recon", "equiv_blur", "prdc_recon_density", "prdc_gen_density"):
-            assert c["verdict"] == "no verdict", (method, metric)
+            assert c["verdict"] == comparison.NO_VERDICT, (method, metric)
         if c["verdict"] in ("better", "worse"):
             assert c["p_adjusted"] <= 0.05 and c["verdict_raw"] == c["verdict"], (method, metric)
     # PRDC on 30 images (< PRDC_MIN_N) shows its value without a verdict
-    assert dataset[("over", "prdc_recon_precision")]["verdict"] == "no verdict"
+    assert dataset[("over", "prdc_recon_precision")]["verdict"] == comparison.NO_VERDICT
     assert "no verdict" in dataset[("over", "prdc_recon_precision")]["note"]

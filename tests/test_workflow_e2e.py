@@ -10,6 +10,7 @@ import subprocess
 import pandas as pd
 import pytest
 
+from blurbench import comparison
 from blurbench.results_schema import BASELINE_METHOD, PER_IMAGE_FIELDS, RUN_METRICS
 from workflow_helpers import REPO, TINY, snakemake
 
@@ -90,7 +91,7 @@ def test_reconstruction_table_has_a_row_per_method_and_undertrained_runs_are_mar
         assert (run / "tables" / f"{name}.tex").read_text().count("\\toprule") == 1
     comparison = pd.read_csv(run / "tables" / "comparison.csv", keep_default_na=False)
     assert set(comparison["method"]) == {"perceptual", "focal_frequency", "blur_per_image"}
-    assert set(comparison["verdict"]) <= {"better", "worse", "no detectable difference", "no verdict"}
+    assert set(comparison["verdict"]) <= {"better", "worse", "no detectable difference", comparison.NO_VERDICT}
 
 
 def test_all_runs_the_super_resolution_toys(run):

@@ -15,6 +15,7 @@ from ..layout import format_value
 from ..results_schema import (ABLATION_METRICS, BASELINE_METHOD, BASELINE_METRICS, COMPARISON_METRICS,
                               CONTROL_METRICS, FID_MIN_N, GEN_METRICS, METRICS, RECON_METRICS,
                               metric_header)
+from ..comparison import ADJUSTMENT, NO_VERDICT
 from .render import Cell, Footnotes, Table, atomic_write_text, write_table
 from .summaries import (CELL_NOTE_PREFIX, ablation_rows, ablation_summary, adequacy, baseline_summary,
                         controls_summary, floor_misses, load_metrics, main_summary, mark_best, sweep_ablations,
@@ -194,7 +195,7 @@ def controls_table(df, ablations: dict):
     return table, summary
 
 
-VERDICT_MARKS = {"better": "better", "worse": "worse", "no detectable difference": "n.d.", "no verdict": ""}
+VERDICT_MARKS = {"better": "better", "worse": "worse", "no detectable difference": "n.d.", NO_VERDICT: ""}
 
 
 def _comparison_cell(c: dict, metric: str, notes: Footnotes) -> Cell:
@@ -242,7 +243,6 @@ def comparison_table(comparison, main: dict) -> Table:
             ". With one seed it covers the variation of the test images (or prior draws) for that one "
             "trained model, not seed-to-seed variation." if covers == ["test images"] or "seeds" not in " ".join(covers)
             else "."))
-    from ..comparison import ADJUSTMENT
 
     protocol.append(f"Verdicts adjusted by {ADJUSTMENT} over every cell with a verdict; comparison.csv keeps "
                     "the raw p-value, the adjusted one and the unadjusted verdict (verdict_raw).")
