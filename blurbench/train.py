@@ -47,6 +47,23 @@ def build_optimizer(model: torch.nn.Module, lr: float) -> torch.optim.Adam:
     return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
 
 
+FINAL_LR_FACTOR = 0.01  # the cosine schedule ends at lr / 100
+
+
+def learning_rate(step: int, train_cfg: dict) -> float:
+    """The learning rate of optimiser step `step` (0-based): `lr` throughout ("constant"), or a linear
+    warm-up over the first `warmup` of the steps to `lr`, then a half-cosine down to lr/100 at the
+    last step ("cosine"). A pure function of the global step, so a resumed run sees the same rates."""
+    lr, total = train_cfg["lr"], train_cfg["steps"]
+    if train_cfg.get("schedule", "constant") == "constant":
+        return lr
+    warm = max(1, round(train_cfg.get("warmup", 0.0) * total))
+    if step < warm:
+        return lr * (step + 1) / warm
+    progress = (step - warm) / max(1, total - 1 - warm)
+    return lr * (FINAL_LR_FACTOR + (1 - FINAL_LR_FACTOR) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
+
+
 def build_term(spec: RunSpec, device: torch.device):
     module = plugins.load_method(spec.method_plugin)
     return module.Term(spec.params, sigma2=spec.model["sigma2"], steps=spec.train["steps"],
@@ -137,6 +154,7 @@ def train(spec: RunSpec, data_dir: str | Path, out_dir: str | Path, ckpt_path: s
 
     total, bs, beta = spec.train["steps"], spec.train["batch_size"], spec.model["beta"]
     every = spec.train["log_every"]
+    scheduled = spec.train.get("schedule", "constant") != "constant"
     n = train_x.shape[0]
     sums: dict[str, torch.Tensor] = {}
     since, t0 = 0, time.time()
@@ -149,6 +167,9 @@ def train(spec: RunSpec, data_dir: str | Path, out_dir: str | Path, ckpt_path: s
         loss = rec + beta * kl
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        if scheduled:
+            for group in opt.param_groups:
+                group["lr"] = learning_rate(step, spec.train)
         opt.step()
         logs.update(term.after_vae_step(x, x_hat.detach(), z.detach(), step))
         logs.update(loss=loss.detach(), kl=kl.detach())

@@ -141,3 +141,14 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_checkpoint(prepared, toy_pl
     state = torch.load(tmp / "bad.pt", weights_only=True)
     assert state["step"] == 3 and np.isfinite(state["rows"][0]["loss"])
     assert not (tmp / "bad" / "model.pt").exists()
+
+
+def test_cosine_schedule_warms_up_then_decays_to_a_hundredth():
+    from blurbench.train import FINAL_LR_FACTOR, learning_rate
+
+    cfg = {"lr": 3e-3, "steps": 1000, "schedule": "cosine", "warmup": 0.05}
+    rates = [learning_rate(s, cfg) for s in range(1000)]
+    assert rates[0] == pytest.approx(3e-3 / 50) and rates[49] == pytest.approx(3e-3)  # 50 warm-up steps
+    assert max(rates) == pytest.approx(3e-3) and rates[-1] == pytest.approx(3e-3 * FINAL_LR_FACTOR)
+    assert all(a >= b for a, b in zip(rates[49:], rates[50:]))  # monotone after the warm-up
+    assert learning_rate(500, {**cfg, "schedule": "constant"}) == 3e-3

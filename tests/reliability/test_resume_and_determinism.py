@@ -20,7 +20,8 @@ CONFIG = {
     "seeds": [0],
     "threads": 1,
     "model": {"latent_dim": 8, "base_width": 8, "max_width": 16},
-    "train": {"steps": 1500, "batch_size": 32, "log_every": 50},  # ~10 s to kill in; ends mid-pass
+    # ~10 s to kill in; ends mid-pass; the cosine schedule must resume at the same rates
+    "train": {"steps": 1500, "batch_size": 32, "log_every": 50, "schedule": "cosine", "warmup": 0.05},
     "datasets": {"deadleaves": {"resolution": 16, "params": {"n_train": 1024, "n_test": 32}}},
     "methods": {"l2": {}},
     "experiments": {"main": {"datasets": ["deadleaves"], "methods": ["l2"]}},
