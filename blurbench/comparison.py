@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from . import stats
-from .results_schema import COMPARISON_METRICS, FID_MIN_N, METRICS
+from .results_schema import COMPARISON_METRICS, FEATURE_SETS, FID_MIN_N, METRICS
 
 CSV_COLUMNS = ["dataset", "method", "reference", "metric", "diff", "lo", "hi", "p", "p_adjusted", "verdict",
                "verdict_raw", "fragile", "covers", "n", "n_boot", "level", "ci", "note", "reason"]
@@ -159,7 +159,7 @@ def _features(run: Run, key: str):
 def _feature_cell(metric, method, reference, runs, ref, n_boot):
     from .metrics import generative
 
-    key = "recon" if metric.endswith("_recon") else "gen"
+    key = next(k for k in FEATURE_SETS if f"_{k}" in metric)  # fid_recon, prdc_recon_recall, ...
     if ref is None:
         raise CellError("no FID reference statistics (FID off, or its weights unavailable)")
     seeds, note = _seeds(method, reference, runs, lambda run: run.feats.get(key) is not None)

@@ -82,3 +82,12 @@ def test_verdicts_are_adjusted_and_diagnostics_get_none(dataset):
     # PRDC on 30 images (< PRDC_MIN_N) shows its value without a verdict
     assert dataset[("over", "prdc_recon_precision")]["verdict"] == comparison.NO_VERDICT
     assert "no verdict" in dataset[("over", "prdc_recon_precision")]["note"]
+
+
+def test_each_feature_metric_reads_its_own_feature_set(dataset):
+    """PRDC and KID of reconstructions use the reconstruction features, those of samples the samples'
+    (a cell reading the other set would still give numbers: only its value can tell)."""
+    assert "test images" == dataset[("over", "prdc_recon_recall")]["covers"]
+    assert "prior draws and test images" == dataset[("over", "prdc_gen_recall")]["covers"]
+    assert dataset[("over", "prdc_recon_recall")]["diff"] != dataset[("over", "prdc_gen_recall")]["diff"] or \
+        dataset[("over", "prdc_recon_precision")]["diff"] != dataset[("over", "prdc_gen_precision")]["diff"]
