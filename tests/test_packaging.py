@@ -113,9 +113,10 @@ def test_the_wheel_installs_and_runs_the_tables_command_outside_the_repository(t
     assert Path(imported.strip()).is_relative_to(venv), f"the venv imported blurbench from {imported}"
 
     metrics = write_csv(outside / "metrics.csv", MAIN_ROWS)
-    experiments = json.dumps({"main": MAIN, "ablations": {}})
+    experiments = json.dumps({"main": {**MAIN, "reference": MAIN["methods"][0]}, "ablations": {}})
     out = _run([python, "-m", "blurbench", "tables", "--metrics", metrics, "--out", outside / "tables",
-                "--adequacy", outside / "adequacy.csv", "--experiments", experiments, "--min-gain-db", "3.0"],
+                "--adequacy", outside / "adequacy.csv", "--experiments", experiments, "--min-gain-db", "3.0",
+                "--floor-sigma", "2"],
                cwd=outside, env=env)
     assert "undertrained:" in out and (outside / "adequacy.csv").is_file()
     md = (outside / "tables" / "reconstruction.md").read_text(encoding="utf-8")

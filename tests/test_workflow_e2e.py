@@ -89,9 +89,9 @@ def test_reconstruction_table_has_a_row_per_method_and_undertrained_runs_are_mar
     assert "undertrained" in md  # 8 steps: nothing has learned, and the table says so
     for name in ("generation", "ablation_eps", "controls", "comparison"):
         assert (run / "tables" / f"{name}.tex").read_text().count("\\toprule") == 1
-    comparison = pd.read_csv(run / "tables" / "comparison.csv", keep_default_na=False)
-    assert set(comparison["method"]) == {"perceptual", "focal_frequency", "blur_per_image"}
-    assert set(comparison["verdict"]) <= {"better", "worse", "no detectable difference", comparison.NO_VERDICT}
+    table = pd.read_csv(run / "tables" / "comparison.csv", keep_default_na=False)
+    assert set(table["method"]) == {"perceptual", "focal_frequency", "blur_per_image"}
+    assert set(table["verdict"]) <= {"better", "worse", "no detectable difference", comparison.NO_VERDICT}
 
 
 def test_all_runs_the_super_resolution_toys(run):
@@ -184,7 +184,7 @@ def test_report_opens_in_headless_chromium(run):
     page = render(report)
 
     assert page["errors"] == []
-    assert set(page["categories"]) == {"Comparison", "Tables", "Figures", "Provenance"}
+    assert set(page["categories"]) == {"Comparison", "Tables", "Figures", "Provenance", "Super-resolution toys"}
     shown = {r["path"].rsplit("/", 1)[-1]: r for r in page["results"]}
     # every table is shown with its caption and renders as a table, the comparison first
     tables = [r for r in page["results"] if r["category"] in ("Comparison", "Tables")]
