@@ -110,7 +110,7 @@ def test_the_workflow_ends_with_one_warning_line_listing_undertrained_runs(run):
 
 
 def test_figures_exist(run):
-    pngs = sorted(p.name for p in (run / "figures").glob("*.png"))
+    pngs = sorted(p.name for folder in ("figures", "toys") for p in (run / folder).glob("*.png"))
     for prefix in ("kernels_", "qualitative_", "rate_deadleaves", "spectra", "training_"):
         assert any(n.startswith(prefix) for n in pngs), prefix
     for p in (run / "figures").glob("*.png"):
@@ -199,7 +199,7 @@ def test_report_opens_in_headless_chromium(run):
     for method in TINY["experiments"]["main"]["methods"]:
         assert method in shown["reconstruction.html"]["text"]
     # every figure marked for the report is shown with a caption and its image decodes
-    pngs = sorted(p.name for p in (run / "figures").glob("*.png"))
+    pngs = sorted(p.name for folder in ("figures", "toys") for p in (run / folder).glob("*.png"))
     images = [r for r in page["results"] if r["view"] == "img"]
     assert page["images"] == len(images) == len(pngs) > 0
     assert sorted(r["path"].rsplit("/", 1)[-1] for r in images) == pngs
