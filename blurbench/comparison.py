@@ -87,6 +87,11 @@ def _reference_stats(path):
     return None if ref.get("unavailable") else ref
 
 
+def _notes(*texts: str) -> str:
+    """A cell's notes, the empty ones left out."""
+    return "; ".join(t for t in texts if t)
+
+
 class CellError(ValueError):
     """A cell that cannot be computed; its message is the cell's reason."""
 
@@ -120,13 +125,13 @@ def _per_image_cell(column, method, reference, runs, n_boot, closeness: bool):
     if finite.sum() < 2:
         raise CellError(f"{column}: fewer than 2 images with finite values for both methods")
     if not finite.all():
-        note = "; ".join(t for t in (note, f"{int((~finite).sum())} image(s) with a NaN left out") if t)
+        note = _notes(note, f"{int((~finite).sum())} image(s) with a NaN left out")
         m, r = m[:, finite], r[:, finite]
     if closeness:
         stat = stats.closeness_to_one(stats.mean_stat)
         est = stats.paired_set_diff(stat, list(m), list(r), n_boot=n_boot)
         above = max(m.mean(), r.mean()) > 1
-        note = "; ".join(t for t in (note, "a value above 1 (over-sharpening): the cell is −|value − 1|" if above else "") if t)
+        note = _notes(note, "a value above 1 (over-sharpening): the cell is −|value − 1|" if above else "")
     else:
         est = stats.paired_mean_diff(m, r, n_boot=n_boot)
     return est, note, m.shape[1]
@@ -143,7 +148,7 @@ def _hfer_cell(method, reference, runs, n_boot):
     est = stats.paired_set_diff(stats.closeness_to_one(stats.hfer_stat), m, r, n_boot=n_boot)
     hfer = lambda items: np.mean([i[:, 0].sum() / i[:, 1].sum() for i in items])
     if max(hfer(m), hfer(r)) > 1:
-        note = "; ".join(t for t in (note, "an HFER above 1: the cell is the difference of −|HFER − 1|") if t)
+        note = _notes(note, "an HFER above 1: the cell is the difference of −|HFER − 1|")
     return est, note, len(m[0])
 
 
@@ -183,11 +188,11 @@ def _feature_cell(metric, method, reference, runs, ref, n_boot):
         bias = (f"N = {n} < {stats.FID_MIN_N}: value shown, no verdict" if n < stats.FID_MIN_N else
                 f"N = {n} < {FID_MIN_N}: the interval covers FID's expected difference at this N, which is "
                 "biased and can differ from the difference at large N" if n < FID_MIN_N else "")
-        return est, "; ".join(t for t in (note, bias) if t), n
+        return est, _notes(note, bias), n
     if family == "kid":
         if key == "recon":
             pair = lambda f: np.stack([f, test], 1)
-            est = stats.paired_set_diff(lambda items: generative.kid_recon_stat(items), [pair(f) for f in m],
+            est = stats.paired_set_diff(generative.kid_recon_stat, [pair(f) for f in m],
                                         [pair(f) for f in r], n_boot=n_boot)
         else:
             est = stats.paired_set_diff(generative.kid_gen_stat(test), m, r, n_boot=n_boot,
@@ -199,14 +204,14 @@ def _feature_cell(metric, method, reference, runs, ref, n_boot):
     extra = [] if len(seeds) == 1 else [f"first seed only ({seeds[0]}) of {len(seeds)}"]
     if n < generative.PRDC_MIN_N:
         extra.append(f"N = {n} < {generative.PRDC_MIN_N}: value shown, no verdict")
-    return est, "; ".join(t for t in (note, *extra) if t), n
+    return est, _notes(note, *extra), n
 
 
 def _blur_cell(method, reference, runs):
     seeds, note = _seeds(method, reference, runs, lambda run: bool(run.transfer))
     m = np.mean([runs[method][s].blur() for s in seeds])
     r = np.mean([runs[reference][s].blur() for s in seeds])
-    return float(m - r), "; ".join(t for t in (note, "a fit per run: difference of seed means, no interval") if t)
+    return float(m - r), _notes(note, "a fit per run: difference of seed means, no interval")
 
 
 def _verdict_allowed(metric: str, note: str) -> bool:
