@@ -17,9 +17,38 @@ import numpy as np
 
 from . import layout, plugins
 from .atomic import atomic_path, write_text
+from .dataset_api import Split
 from .errors import DataError
 
-SPLITS = ("train", "test")
+SPLITS = ("train", "test", "monitor")
+# The monitor split: images held out from training, not the test split, on which every log row
+# scores the run's loss and PSNR (convergence). A plugin may build its own ("monitor" in `build`);
+# otherwise the last images of its training stream are held out: MONITOR_FRACTION of them, at most
+# MONITOR_MAX.
+MONITOR_MAX = 256
+MONITOR_FRACTION = 1 / 8
+
+
+def carve_monitor(train: Split) -> dict[str, Split]:
+    """Hold out the last min(MONITOR_MAX, count × MONITOR_FRACTION) training images as the monitor."""
+    n_monitor = min(MONITOR_MAX, max(1, int(train.count * MONITOR_FRACTION)))
+    if train.count - n_monitor < 1:
+        raise DataError(f"{train.count} training image(s) leave none to train on after holding out a monitor")
+    n_train = train.count - n_monitor
+    stream, taken = iter(train.images), [0]
+
+    def head():
+        while taken[0] < n_train:
+            taken[0] += 1
+            yield next(stream)
+
+    def tail():  # skips what `head` did not take (a train split already on disk is not rebuilt)
+        for _ in range(n_train - taken[0]):
+            next(stream)
+        taken[0] = n_train
+        yield from stream
+
+    return {"train": Split(n_train, head()), "monitor": Split(n_monitor, tail())}
 
 
 def prepare(dataset_plugin: str, params: dict, resolution: int, out_dir: str | Path) -> dict:
@@ -30,6 +59,8 @@ def prepare(dataset_plugin: str, params: dict, resolution: int, out_dir: str | P
     channels = module.channels(params)
     started = time.time()
     splits = module.build(params, resolution)
+    if "monitor" not in splits:
+        splits.update(carve_monitor(splits["train"]))
     counts = {}
     for name in SPLITS:
         split = splits[name]

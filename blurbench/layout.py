@@ -37,14 +37,6 @@ RECON_GRID = "recon.png"
 SAMPLES_GRID = "samples.png"
 EVAL_FILES = {"metrics": METRICS, "per_image": PER_IMAGE, "features": FEATURES, "examples": EXAMPLES,
               "spectra": SPECTRA, "transfer": TRANSFER, "recon": RECON_GRID, "samples": SAMPLES_GRID, "provenance": PROVENANCE}
-TRAIN_FILES = {"model": MODEL, "train_log": TRAIN_LOG, "probe": PROBE, "provenance": PROVENANCE}
-# A prepared dataset's folder (`data_dir`).
-SPLIT_ARRAY = "{split}.npy"
-META = "meta.json"
-# The run's resumable state inside `checkpoint_dir`.
-CHECKPOINT = "last.pt"
-
-
 def format_value(value) -> str:
     """The one spelling of a value in a name: 0.5 -> '0.5', 1.0 -> '1', 7 -> '7', 1e-4 -> '0.0001',
     True -> 'true' (a switch ablated on and off)."""
@@ -55,6 +47,27 @@ def format_value(value) -> str:
     if float(value).is_integer():
         return str(int(value))
     return np.format_float_positional(float(value), trim="-")
+
+
+# The budget ladder: the full run's training state at these fractions of its steps (a fraction 1 is
+# model.pt and the main eval), each evaluated by the evaluation-only `budget` target.
+BUDGET_FRACTIONS = (0.125, 0.25, 0.5, 1.0)
+BUDGET_STATE = "budget{fraction}.pt"
+BUDGET_EVAL = "eval_budget{fraction}"
+
+
+def budget_key(fraction: float) -> str:
+    """The TRAIN_FILES key (and wildcard value) of a budget state: 'budget0.125'."""
+    return f"budget{format_value(fraction)}"
+
+
+TRAIN_FILES = {"model": MODEL, "train_log": TRAIN_LOG, "probe": PROBE, "provenance": PROVENANCE,
+               **{budget_key(f): BUDGET_STATE.format(fraction=format_value(f)) for f in BUDGET_FRACTIONS[:-1]}}
+# A prepared dataset's folder (`data_dir`).
+SPLIT_ARRAY = "{split}.npy"
+META = "meta.json"
+# The run's resumable state inside `checkpoint_dir`.
+CHECKPOINT = "last.pt"
 
 
 def variant_name(method: str, tag: str | None = None, value=None) -> str:
@@ -100,7 +113,7 @@ def data_dir(dataset: str, results: str | Path = RESULTS) -> str:
 
 
 def split_array(split: str) -> str:
-    """The file name of a prepared split ("train", "test") inside `data_dir`."""
+    """The file name of a prepared split (`data.SPLITS`: train, test, monitor) inside `data_dir`."""
     return SPLIT_ARRAY.format(split=split)
 
 
@@ -162,6 +175,20 @@ def figures_dir(results: str | Path = RESULTS) -> str:
 
 def figure_file(name: str, ext: str, results: str | Path = RESULTS) -> str:
     return f"{figures_dir(results)}/{name}.{ext}"
+
+
+def budget_eval_file(dataset: str, variant: str, seed: int | str, fraction: float, key: str,
+                     results: str | Path = RESULTS) -> str:
+    """A file (`EVAL_FILES` key) of the evaluation at a budget fraction; at 1 the run's main eval."""
+    if float(fraction) == 1.0:
+        return eval_file(dataset, variant, seed, key, results)
+    folder = BUDGET_EVAL.format(fraction=format_value(fraction))
+    return f"{run_dir(dataset, variant, seed, results)}/{folder}/{EVAL_FILES[key]}"
+
+
+def budget_csv(results: str | Path = RESULTS) -> str:
+    """Each method's paired difference from the reference at every budget fraction (`budget`)."""
+    return f"{tables_dir(results)}/budget.csv"
 
 
 def log_file(rule: str, job: str = "", results: str | Path = RESULTS) -> str:

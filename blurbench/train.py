@@ -12,6 +12,7 @@ import csv
 import functools
 import io
 import math
+import shutil
 import time
 from pathlib import Path
 
@@ -93,6 +94,34 @@ def _pass_order(n: int, seed: int, epoch: int) -> np.ndarray:
     return order
 
 
+def budget_steps(total: int) -> dict[int, str]:
+    """Step -> TRAIN_FILES key of the budget states kept at fractions of the full run (not a run with
+    a smaller budget: the schedule and the blur term's start depend on the full budget)."""
+    return {max(1, round(f * total)): layout.budget_key(f) for f in layout.BUDGET_FRACTIONS[:-1]}
+
+
+def budget_state_path(ckpt_path: Path, key: str) -> Path:
+    """Where a budget state waits until the run ends: beside the checkpoint, so a killed job keeps it."""
+    return ckpt_path.with_name(f"{ckpt_path.stem}.{layout.TRAIN_FILES[key]}")
+
+
+@torch.no_grad()
+def score_monitor(model, term, images: np.ndarray, beta: float, step: int, batch_size: int, device) -> dict:
+    """The run's own loss (at the posterior mean z = μ) and mean per-image PSNR on the monitor split."""
+    model.eval()
+    loss, psnr = 0.0, []
+    for start in range(0, images.shape[0], batch_size):
+        x = to_float(images[start:start + batch_size], device)
+        mu, logvar = model.encode(x)
+        x_hat = model.decode(mu)
+        rec, _ = term.loss(x, x_hat, mu, step)
+        loss += float(rec + beta * kl_divergence(mu, logvar)) * x.shape[0]
+        mse = (x_hat.clamp(0, 1) - x).pow(2).flatten(1).mean(1).double()
+        psnr.append(-10 * torch.log10(mse.clamp_min(1e-12)))
+    model.train()
+    return {"monitor_loss": loss / images.shape[0], "monitor_psnr": float(torch.cat(psnr).mean())}
+
+
 def _csv_text(rows: list[dict]) -> str:
     keys = []
     for row in rows:
@@ -116,8 +145,10 @@ def train(spec: RunSpec, data_dir: str | Path, out_dir: str | Path, ckpt_path: s
           threads: int = 1, device: str = "auto", log=print) -> dict:
     """Train `spec` for `train.steps` optimiser steps on `data_dir/train.npy`.
 
-    Writes model.pt, train_log.csv (one row per `train.log_every` steps), probe.npz and
-    provenance.json to `out_dir`. The checkpoint is written at every log row.
+    Writes model.pt, train_log.csv (one row per `train.log_every` steps and at each budget step, with
+    the monitor split's loss and PSNR), probe.npz, provenance.json and the budget states (the full
+    training state at 1/8, 1/4 and 1/2 of the steps) to `out_dir`. The checkpoint is written at every
+    log row.
     """
     data_dir, out_dir, ckpt_path = Path(data_dir), Path(out_dir), Path(ckpt_path)
     started = provenance.now()
@@ -126,6 +157,9 @@ def train(spec: RunSpec, data_dir: str | Path, out_dir: str | Path, ckpt_path: s
         log(f"[{spec.run_id}] unavailable: {reason}; not trained")
         _write_outputs(out_dir, {"unavailable": reason, "spec": spec.to_json()}, [], [], [], {},
                        provenance.collect("none", started))
+        for key in budget_steps(spec.train["steps"]).values():
+            with atomic_path(out_dir / layout.TRAIN_FILES[key]) as tmp:
+                torch.save({"unavailable": reason, "spec": spec.to_json()}, tmp)
         return {"unavailable": reason}
 
     dev = pick_device(device)
@@ -136,6 +170,7 @@ def train(spec: RunSpec, data_dir: str | Path, out_dir: str | Path, ckpt_path: s
     model = build_model(spec).to(dev, memory_format=memory_format(dev))
     term = build_term(spec, dev)
     opt = build_optimizer(model, spec.train["lr"])
+    monitor_x = open_split(data_dir / layout.split_array("monitor"))
     probe_x = to_float(test_x[: spec.train["n_probe"]], dev)
 
     step, rows, probes = 0, [], []
@@ -154,6 +189,7 @@ def train(spec: RunSpec, data_dir: str | Path, out_dir: str | Path, ckpt_path: s
 
     total, bs, beta = spec.train["steps"], spec.train["batch_size"], spec.model["beta"]
     every = spec.train["log_every"]
+    budget = budget_steps(total)
     scheduled = spec.train.get("schedule", "constant") != "constant"
     n = train_x.shape[0]
     sums: dict[str, torch.Tensor] = {}
@@ -177,9 +213,10 @@ def train(spec: RunSpec, data_dir: str | Path, out_dir: str | Path, ckpt_path: s
             sums[k] = sums[k] + v if k in sums else torch.as_tensor(v, dtype=torch.float64, device=dev)
         step += 1
         since += 1
-        if step % every and step < total:
+        if step % every and step < total and step not in budget:
             continue
         row = {"step": step, **{k: float(v) / since for k, v in sums.items()},
+               **score_monitor(model, term, monitor_x, beta, step - 1, bs, dev),
                "seconds": round(time.time() - t0, 3)}
         if not math.isfinite(row["loss"]):
             raise TrainingDiverged(
@@ -196,6 +233,8 @@ def train(spec: RunSpec, data_dir: str | Path, out_dir: str | Path, ckpt_path: s
         if probe:
             probes.append(probe)
         _checkpoint(ckpt_path, spec, model, opt, term, step, rows, probes)
+        if step in budget:
+            shutil.copyfile(ckpt_path, budget_state_path(ckpt_path, budget[step]))
         log(f"[{spec.run_id}] step {step}/{total} loss {row['loss']:.4f} "
             f"kl {row['kl']:.3f} ({row['seconds']:.1f}s)")
         sums, since, t0 = {}, 0, time.time()
@@ -203,6 +242,14 @@ def train(spec: RunSpec, data_dir: str | Path, out_dir: str | Path, ckpt_path: s
     probe_steps = [r["step"] for r in rows][-len(probes):] if probes else []
     _write_outputs(out_dir, {"model": model.state_dict(), "spec": spec.to_json()}, rows, probes,
                    probe_steps, term.probe_metadata(), provenance.collect(dev, started))
+    for step_f, key in budget.items():
+        kept = budget_state_path(ckpt_path, key)
+        with atomic_path(out_dir / layout.TRAIN_FILES[key]) as tmp:
+            if kept.is_file():
+                shutil.copyfile(kept, tmp)
+            else:  # resumed from a checkpoint written after this step by a run that kept no state
+                torch.save({"unavailable": f"the training state at step {step_f} was not kept (the run resumed "
+                            f"from {ckpt_path} written after it, without {kept.name})", "spec": spec.to_json()}, tmp)
     return {"steps": total, "final_loss": rows[-1]["loss"] if rows else math.nan}
 
 

@@ -11,7 +11,9 @@ Split without neighbours: the kept slices, in z order, form blocks of `block_siz
 (default 8). The blocks are cut into `round(test_fraction * n_blocks)` equal runs and one block per
 run is drawn (seeded) as a test block, so the test slices spread over the whole brain. Training
 slices closer than `gap` + 1 slices to a test slice are dropped (default gap 2: every training
-slice is >= 3 mm from every test slice). With the defaults: 87 training and 24 test slices.
+slice is >= 3 mm from every test slice). With the defaults: 87 training and 24 test slices. The
+dropped slices, neither trained on nor tested, are the monitor split that training scores at every
+log row (convergence): they lie next to test slices, so they track held-out PSNR, not training fit.
 
 Augmentation (training slices only, at prepare time): `augment` copies of every training slice, each
 a random affine resampling of the normalised slice about its centre (rotation uniform in +-5 degrees,
@@ -107,7 +109,7 @@ def split_slices(slices: np.ndarray, params: dict) -> dict[str, np.ndarray]:
     train = slices[distance > params["gap"]]
     if train.size == 0:
         raise ConfigError("params.gap leaves no training slice; lower gap or test_fraction")
-    return {"train": train, "test": test}
+    return {"train": train, "test": test, "monitor": slices[(distance > 0) & (distance <= params["gap"])]}
 
 
 def _load(params: dict):
@@ -158,7 +160,9 @@ def build(params: dict, resolution: int) -> dict[str, Split]:
     volume, split = _load(params)
     train, test = split["train"], split["test"]
     return {"train": Split(len(train) * (1 + params["augment"]), _train_images(volume, train, params, resolution)),
-            "test": Split(len(test), [volumes.to_square(volume[:, :, k], resolution)[None] for k in test])}
+            "test": Split(len(test), [volumes.to_square(volume[:, :, k], resolution)[None] for k in test]),
+            "monitor": Split(len(split["monitor"]),
+                             [volumes.to_square(volume[:, :, k], resolution)[None] for k in split["monitor"]])}
 
 
 def describe(params: dict, resolution: int) -> dict:
@@ -170,6 +174,7 @@ def describe(params: dict, resolution: int) -> dict:
                       f"than {params['gap']} slices from any test slice",
         "train_slices": split["train"].tolist(),
         "test_slices": split["test"].tolist(),
+        "monitor_slices": split["monitor"].tolist(),
         "augmentation": f"{params['augment']} copies per training slice, after the slices; ranges +-{AUGMENT_RANGES}",
         "augmented_copies": [{key: np.round(value, 4).tolist() for key, value in draw.items()}
                              for draw in augment_draws(params, split["train"])],

@@ -17,12 +17,12 @@ def _params(module, **overrides):
 
 
 def _build(module, params, resolution):
-    """build() materialised: {"train": array, "test": array}, checking each Split's count."""
+    """build() materialised: {"train": array, "test": array[, "monitor": array]}, checking each count."""
     arrays = {}
     for name, split in module.build(params, resolution).items():
         arrays[name] = np.stack(list(split.images))
         assert arrays[name].shape[0] == split.count
-    assert set(arrays) == {"train", "test"}
+    assert set(arrays) - {"monitor"} == {"train", "test"}
     return arrays
 
 
@@ -271,6 +271,9 @@ def test_mri_shapes_ranges_and_no_adjacent_slices(mri):
     assert 1000 <= len(arrays["train"]) <= 1500  # the default augmentation grows the training set
     gaps = np.abs(train[:, None] - test[None, :])
     assert gaps.min() > params["gap"] >= 1  # no test slice next to a training slice
+    monitor = np.array(info["monitor_slices"])  # the dropped slices: neither trained on nor tested
+    _check_images(arrays["monitor"], len(monitor), 1, 32)
+    assert len(monitor) >= 6 and not set(monitor) & (set(train) | set(test))
     sources = [copy["slice"] for copy in info["augmented_copies"]]
     assert len(sources) == len(train) * params["augment"] and set(sources) == set(train.tolist())
 
@@ -282,7 +285,7 @@ _UNAUGMENTED_SHA256 = {"train": "d43a1f1bf0558030ea1437571d60f0f6562b471139165fb
 
 def test_mri_augment_zero_reproduces_the_unaugmented_arrays(mri):
     plain = _build(mri, _params(mri, augment=0), 32)
-    assert {k: hashlib.sha256(v.tobytes()).hexdigest() for k, v in plain.items()} == _UNAUGMENTED_SHA256
+    assert {k: hashlib.sha256(plain[k].tobytes()).hexdigest() for k in _UNAUGMENTED_SHA256} == _UNAUGMENTED_SHA256
     one, two = _build(mri, _params(mri, augment=1), 32), _build(mri, _params(mri, augment=2), 32)
     n = len(plain["train"])
     assert len(one["train"]) == 2 * n and len(two["train"]) == 3 * n
@@ -360,3 +363,22 @@ def test_mri_split_slices_spreads_test_blocks_and_keeps_the_gap(mri):
 def test_mri_validate_names_the_key(mri, override, resolution, key):
     with pytest.raises(ConfigError, match=key):
         mri.validate(_params(mri, **override), resolution)
+
+
+def test_prepare_holds_out_a_monitor_split_from_the_training_stream(tmp_path):
+    """Without a plugin monitor, the last images of the training stream are held out, not trained on."""
+    from blurbench.data import MONITOR_MAX, carve_monitor, prepare
+    from blurbench.dataset_api import Split
+
+    small = carve_monitor(Split(40, (np.full((1, 2, 2), i, np.uint8) for i in range(40))))
+    assert (small["train"].count, small["monitor"].count) == (35, 5)
+    assert [int(x[0, 0, 0]) for x in small["monitor"].images] == list(range(35, 40))  # head not consumed first
+    big = carve_monitor(Split(10_000, iter([])))
+    assert big["monitor"].count == MONITOR_MAX
+    from blurbench.plugins import load_dataset
+
+    params = {**load_dataset("shapes").PARAMS, "n_train": 64, "n_test": 16}
+    meta = prepare("shapes", params, 32, tmp_path)
+    assert meta["counts"] == {"train": 56, "test": 16, "monitor": 8}
+    train, monitor = (np.load(tmp_path / f"{s}.npy") for s in ("train", "monitor"))
+    assert not any((monitor[i] == train).all(axis=(1, 2, 3)).any() for i in range(len(monitor)))

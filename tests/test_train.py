@@ -12,7 +12,8 @@ from blurbench.data import prepare
 from blurbench.errors import TrainingDiverged
 from blurbench.evaluate import evaluate
 from blurbench.plugins import REPO_ROOT
-from blurbench.train import train
+from blurbench import layout
+from blurbench.train import budget_steps, train
 
 CFG = {
     "seeds": [0],
@@ -83,8 +84,34 @@ def test_interrupted_run_resumes_to_the_same_model(prepared):
     import pandas as pd
 
     full, cut = (pd.read_csv(tmp / name / "train_log.csv").drop(columns="seconds") for name in ("full", "cut"))
-    assert list(full["step"]) == [3, 6, 9, 10]
+    assert list(full["step"]) == [1, 2, 3, 5, 6, 9, 10]  # every 3 steps, the end and the budget steps
+    assert {"monitor_loss", "monitor_psnr"} <= set(full.columns) and full["monitor_psnr"].notna().all()
     pd.testing.assert_frame_equal(full, cut)
+
+
+def test_budget_states_are_the_full_runs_state_at_their_step_and_resume_to_its_model(prepared):
+    """A budget state is the full run at step f × steps (schedule of the full budget), not a shorter
+    run: its recorded step is right, and resuming the full run from it gives the final model."""
+    grid, tmp = prepared
+    spec = grid.runs["toy/l2/seed0"]
+    spec = type(spec)(**{**spec.__dict__, "train": {**spec.train, "schedule": "cosine", "warmup": 0.2}})
+    train(spec, tmp / "data", tmp / "full", tmp / "full.pt", log=lambda m: None)
+    states = {key: torch.load(tmp / "full" / layout.TRAIN_FILES[key], weights_only=True)
+              for key in budget_steps(10).values()}
+    assert {key: s["step"] for key, s in states.items()} == {"budget0.125": 1, "budget0.25": 2, "budget0.5": 5}
+    assert all(s["spec"] == spec.to_json() for s in states.values())
+    shutil.copyfile(tmp / "full" / layout.TRAIN_FILES["budget0.5"], tmp / "again.pt")  # the earlier ones not
+    messages = []
+    train(spec, tmp / "data", tmp / "again", tmp / "again.pt", log=messages.append)
+    assert any("resuming after step 5" in m for m in messages)
+    wa, wb = weights(tmp / "full" / "model.pt"), weights(tmp / "again" / "model.pt")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    lost = torch.load(tmp / "again" / layout.TRAIN_FILES["budget0.125"], weights_only=True)
+    assert "step 1 was not kept" in lost["unavailable"]
+    shorter = type(spec)(**{**spec.__dict__, "train": {**spec.train, "steps": 5}})
+    train(shorter, tmp / "data", tmp / "short", tmp / "short.pt", log=lambda m: None)
+    ws, wh = weights(tmp / "short" / "model.pt"), states["budget0.5"]["model"]
+    assert not all(torch.equal(ws[k], wh[k]) for k in ws)  # a 5-step budget is another schedule
 
 
 def test_batches_are_a_pure_function_of_the_step():
@@ -136,7 +163,7 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_checkpoint(prepared, toy_pl
     cfg = {**CFG, "methods": {"bad": {"plugin": "nan_at_step5"}},
            "experiments": {"main": {"datasets": ["toy"], "methods": ["bad"]}}}
     spec = build_grid(cfg).runs["toy/bad/seed0"]
-    with pytest.raises(TrainingDiverged, match="nan between step 4 and 6"):
+    with pytest.raises(TrainingDiverged, match="nan between step 4 and 5"):
         train(spec, tmp / "data", tmp / "bad", tmp / "bad.pt", log=lambda m: None)
     state = torch.load(tmp / "bad.pt", weights_only=True)
     assert state["step"] == 3 and np.isfinite(state["rows"][0]["loss"])

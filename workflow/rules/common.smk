@@ -6,6 +6,7 @@ import sys
 sys.path.insert(0, workflow.basedir)  # the harness, whether or not it is pip-installed
 from blurbench import layout
 from blurbench.config import build_grid
+from blurbench.data import SPLITS
 from blurbench.errors import ConfigError, DataError
 
 RESULTS = layout.RESULTS
@@ -72,7 +73,7 @@ def baseline_spec(wildcards):
 RUN_JOB = layout.run_id("{dataset}", "{variant}", "{seed}")
 RUN_FILE = {k: layout.run_file("{dataset}", "{variant}", "{seed}", k) for k in layout.TRAIN_FILES}
 EVAL_FILE = {k: layout.eval_file("{dataset}", "{variant}", "{seed}", k) for k in layout.EVAL_FILES}
-SPLIT = {s: layout.data_file("{dataset}", s) for s in ("train", "test")}
+SPLIT = {s: layout.data_file("{dataset}", s) for s in SPLITS}
 RUN_DATASETS = sorted({spec.dataset for spec in GRID.runs.values()})
 
 

@@ -3,8 +3,7 @@
 
 rule prepare:
     output:
-        train=SPLIT["train"],
-        test=SPLIT["test"],
+        **SPLIT,
         meta=f"{layout.data_dir('{dataset}')}/{layout.META}",
     log:
         layout.log_file("prepare", "{dataset}"),

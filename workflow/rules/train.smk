@@ -4,8 +4,7 @@
 
 rule train:
     input:
-        train=SPLIT["train"],
-        test=SPLIT["test"],
+        **SPLIT,
     output:
         **RUN_FILE,
     log:
