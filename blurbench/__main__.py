@@ -78,17 +78,35 @@ def cmd_aggregate(a) -> None:
     print(f"wrote {a.out}: {len(df)} rows")
 
 
+def cmd_convergence(a) -> None:
+    from .convergence import write_convergence
+
+    for r in write_convergence(a.pairs, a.factor, a.threshold_db, a.out):
+        print(f"{r['run_id']:>32} {r['metric']} {r['value']} {r['note']}")
+
+
+def cmd_budget(a) -> None:
+    from .budget import write_budget
+
+    for path in write_budget(json.loads(a.files), a.reference, json.loads(a.steps), Path(a.out_csv),
+                             Path(a.figures), n_boot=a.n_boot, n_boot_set=a.n_boot_set):
+        print(f"wrote {path}")
+
+
 def cmd_tables(a) -> None:
     from .tables import load_metrics, write_adequacy, write_tables
 
     exp = json.loads(a.experiments)
     df = load_metrics(Path(a.metrics))
+    threshold = exp.get("convergence", {}).get("threshold_db")
     for path in write_tables(df, Path(a.out), ablations=exp.get("ablations", {}),
-                             main=exp["main"], min_gain_db=a.min_gain_db):
+                             main=exp["main"], min_gain_db=a.min_gain_db, threshold_db=threshold):
         print(f"wrote {path}")
-    bad, below = write_adequacy(df, Path(a.adequacy), a.min_gain_db, a.floor_sigma, exp["main"]["reference"])
+    bad, below, unconverged = write_adequacy(df, Path(a.adequacy), a.min_gain_db, a.floor_sigma,
+                                             exp["main"]["reference"], threshold)
     print(f"undertrained: {', '.join(bad) if bad else 'none'}")
     print("below the fidelity floor: " + ("; ".join(below) if below else "none"))
+    print(f"not converged: {', '.join(unconverged) if unconverged else 'none' if threshold else 'not checked'}")
 
 
 def cmd_comparison(a) -> None:
@@ -185,7 +203,8 @@ def main(argv=None) -> int:
     s.add_argument("--model", required=True)
     s.add_argument("--data", required=True)
     s.add_argument("--fid-stats")
-    s.add_argument("--train-log", help=f"the run's {layout.TRAIN_LOG} (the precision gain it logged)")
+    s.add_argument("--train-log", help=f"the run's {layout.TRAIN_LOG} (its precision gain and monitor PSNR); "
+                                      "a budget state carries its own log rows")
     s.add_argument("--out", required=True)
     s.add_argument("--threads", type=int, required=True, help="torch threads (the job's Snakemake threads)")
     s.add_argument("--device", required=True, help="auto, cpu or cuda (config key device)")
@@ -223,6 +242,23 @@ def main(argv=None) -> int:
     s.add_argument("--n-boot", type=int, required=True, help="resamples of per-image metrics")
     s.add_argument("--n-boot-set", type=int, required=True, help="resamples of set metrics (FID, HFER, ...)")
     s.set_defaults(func=cmd_comparison)
+
+    s = sub.add_parser("convergence", help="each main run's monitor-PSNR gain when trained for longer")
+    s.add_argument("--pairs", required=True, help="JSON: list of {spec, log, longer_log} (the rule's inputs)")
+    s.add_argument("--factor", type=int, required=True, help="experiments.convergence.factor")
+    s.add_argument("--threshold-db", type=float, required=True, help="experiments.convergence.threshold_db")
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_convergence)
+
+    s = sub.add_parser("budget", help="the paired comparison at every budget fraction: table and figures")
+    s.add_argument("--files", required=True, help="JSON: fraction -> the comparison's files at that fraction")
+    s.add_argument("--reference", required=True)
+    s.add_argument("--steps", required=True, help="JSON: dataset -> the full runs' steps")
+    s.add_argument("--out-csv", required=True)
+    s.add_argument("--figures", required=True, help="the figures folder")
+    s.add_argument("--n-boot", type=int, required=True, help="resamples of per-image metrics")
+    s.add_argument("--n-boot-set", type=int, required=True, help="resamples of set metrics")
+    s.set_defaults(func=cmd_budget)
 
     s = sub.add_parser("figures", help=f"the paper's figures from {layout.METRICS} and per-run artefacts")
     s.add_argument("--files", required=True, help="JSON: dataset -> method -> examples, spectra, train_log "

@@ -34,14 +34,11 @@ def _fraction(key: str) -> float:
 
 
 def _step(steps: dict, dataset: str, fraction: float) -> int:
-    """The optimiser step of a fraction of `dataset`'s budget; ConfigError if steps has no usable entry."""
+    """The optimiser step of a fraction of `dataset`'s budget (as training keeps it); ConfigError if
+    steps has no entry for the dataset."""
     if dataset not in steps:
         raise ConfigError(f"steps[{dataset!r}]: no training steps given for dataset {dataset!r}")
-    step = round(fraction * steps[dataset])
-    if step < 1:
-        raise ConfigError(f"steps[{dataset!r}] = {steps[dataset]}: fraction {layout.format_value(fraction)} "
-                          "of it is no training step")
-    return step
+    return layout.budget_step(fraction, steps[dataset])
 
 
 def budget_rows(files_by_fraction: dict, reference: str, steps: dict, n_boot: int, n_boot_set: int):

@@ -36,8 +36,10 @@ DEFAULTS = {
               "log_every": 100},
     "evaluate": {"n_fid": 512, "fid": True, "fid_ablations": True, "lpips": True, "hfer_cutoff": 0.25,
                  "n_examples": 8, "batch_size": 64, "blur_ladder": [0.5, 1.0, 2.0, 4.0],
-                 "min_gain_db": 3.0, "floor_sigma": 2.0, "n_boot": N_BOOT_PER_IMAGE, "n_boot_set": N_BOOT_SET},
+                 "min_gain_db": 3.0, "floor_sigma": 2.0, "budget": False, "n_boot": N_BOOT_PER_IMAGE, "n_boot_set": N_BOOT_SET},
 }
+# The variant tag of a convergence run: `l2__stepsx2` is l2 trained for twice the steps.
+CONVERGENCE_TAG = "stepsx"
 # The evaluate keys that per-run (and baseline) metrics depend on; the others shape only the tables.
 EVALUATE_KEYS = ("n_fid", "fid", "lpips", "hfer_cutoff", "n_examples", "batch_size")
 
@@ -135,6 +137,8 @@ class Grid:
     main: list  # run ids of the main table
     ablations: dict  # ablation name -> {"dataset", "methods", "param", "values", "runs": {(method, value): [run ids]}}
     evals: dict = field(default_factory=dict)  # run_id -> EvalSpec
+    # (dataset, method) -> (run id, id of the same run trained for experiments.convergence.factor × steps)
+    convergence: dict = field(default_factory=dict)
 
     def baseline_spec(self, dataset: str) -> dict:
         """What a dataset's trivial baselines and blur ladder depend on (the baselines rule's params)."""
@@ -291,7 +295,7 @@ def build_grid(config: dict, check_data: bool = True) -> Grid:
     swept_params = sorted({a["param"] for a in cfg["experiments"].get("ablations", {}).values()})
 
     def add_run(dataset: str, method: str, variant: str, params: dict, seed: int, where: str,
-                ablation_only: bool = False) -> str:
+                ablation_only: bool = False, steps_factor: int = 1) -> str:
         rid = make_run_id(dataset, variant, seed)
         if rid in runs:
             return rid
@@ -299,6 +303,7 @@ def build_grid(config: dict, check_data: bool = True) -> Grid:
         ds_cfg = cfg["datasets"][dataset]
         model = merge(cfg["model"], ds_cfg.get("model", {}), f"datasets.{dataset}.model")
         train = merge(cfg["train"], ds_cfg.get("train", {}), f"datasets.{dataset}.train")
+        train["steps"] *= steps_factor
         swept = {}
         for p in swept_params:
             try:
@@ -338,9 +343,17 @@ def build_grid(config: dict, check_data: bool = True) -> Grid:
                                               ablation_only=variant != m) for s in cfg["seeds"]]
         ablations[abl_name] = {"dataset": abl["dataset"], "methods": abl["methods"], "tag": tag,
                                "param": abl["param"], "values": abl["values"], "runs": points}
+    convergence = {}
+    if "convergence" in cfg["experiments"]:
+        factor, seed = cfg["experiments"]["convergence"]["factor"], min(cfg["seeds"])
+        for ds in main_cfg["datasets"]:
+            for m in main_cfg["methods"]:
+                longer = add_run(ds, m, variant_name(m, CONVERGENCE_TAG, factor), methods[m]["params"], seed,
+                                 f"methods.{m}.params", ablation_only=True, steps_factor=factor)
+                convergence[(ds, m)] = (make_run_id(ds, m, seed), longer)
     cfg["experiments"]["main"] = {**main_cfg, "reference": reference}
     return Grid(config=cfg, datasets=datasets, methods=methods, runs=runs, main=main,
-                ablations=ablations, evals=evals)
+                ablations=ablations, evals=evals, convergence=convergence)
 
 
 def write_grid_files(grid: Grid, runs_tsv: str | Path, config_yaml: str | Path) -> None:

@@ -47,16 +47,32 @@ def _sample(model, n: int, seed: int, batch_size: int, device) -> torch.Tensor:
     return torch.cat([model.sample(min(batch_size, n - s), gen).cpu() for s in range(0, n, batch_size)])
 
 
-def add_gain(rows: RowWriter, train_log: str | Path | None) -> None:
-    """The precision gain the method logged over its last log interval (`gain` in train_log.csv)."""
+def log_rows(state: dict, train_log: str | Path | None) -> list[dict]:
+    """The training log up to the evaluated state: a budget state carries its own rows; a finished
+    run's are in train_log.csv."""
     import pandas as pd
 
-    log = pd.read_csv(train_log) if train_log and Path(train_log).is_file() else None
-    if log is None or "gain" not in log.columns or log.empty:
+    if "rows" in state:
+        return state["rows"]
+    if train_log and Path(train_log).is_file() and Path(train_log).stat().st_size:
+        return pd.read_csv(train_log).to_dict("records")
+    return []
+
+
+def add_log_metrics(rows: RowWriter, log: list[dict]) -> None:
+    """From the last log row: the precision gain the method logged over its last log interval, and
+    the monitor split's PSNR (held out from training, not the test split)."""
+    last = log[-1] if log else {}
+    if "gain" in last:
+        rows.add("gain", float(last["gain"]), n=1, implementation=layout.TRAIN_LOG, version="",
+                 note=f"mean over the last log interval of training (step {last['step']})")
+    else:
         rows.add("gain", reason="the method logs no precision gain (not a Gaussian term with a fixed σ²)")
-        return
-    rows.add("gain", float(log["gain"].iloc[-1]), n=1, implementation=layout.TRAIN_LOG, version="",
-             note="mean over the last log interval of training")
+    if "monitor_psnr" in last:
+        rows.add("monitor_psnr", float(last["monitor_psnr"]), n=1, implementation=layout.TRAIN_LOG, version="",
+                 note=f"mean per-image PSNR of the monitor split at step {last['step']}")
+    else:
+        rows.add("monitor_psnr", reason="the training log has no monitor PSNR (trained before the monitor split)")
 
 
 def run_labels(spec: EvalSpec, prov: dict) -> dict:
@@ -100,7 +116,7 @@ def evaluate(spec: EvalSpec, model_path: str | Path, data_dir: str | Path, out_d
                                         fid_stats=fid_stats, device=dev, samples=samples)
     rows.add("rate", float(rate.mean()), n=len(rate), implementation="closed-form Gaussian KL",
              version=package_version("torch"), note="KL(q(z|x) || N(0, I)), nats per image")
-    add_gain(rows, train_log)
+    add_log_metrics(rows, log_rows(state, train_log))
     cut = ev["hfer_cutoff"]
     h_gen = spectra.high_band_energy(samples, cut)
     rows.add("hfer_gen", spectra.hfer_from_energies(h_gen, per["hf_data"]), n=samples.shape[0], **hfer_protocol(cut))

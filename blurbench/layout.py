@@ -56,6 +56,11 @@ BUDGET_STATE = "budget{fraction}.pt"
 BUDGET_EVAL = "eval_budget{fraction}"
 
 
+def budget_step(fraction: float, steps: int) -> int:
+    """The optimiser step of a budget state: the fraction of the full run's steps, at least step 1."""
+    return max(1, round(fraction * steps))
+
+
 def budget_key(fraction: float) -> str:
     """The TRAIN_FILES key (and wildcard value) of a budget state: 'budget0.125'."""
     return f"budget{format_value(fraction)}"
@@ -180,10 +185,23 @@ def figure_file(name: str, ext: str, results: str | Path = RESULTS) -> str:
 def budget_eval_file(dataset: str, variant: str, seed: int | str, fraction: float, key: str,
                      results: str | Path = RESULTS) -> str:
     """A file (`EVAL_FILES` key) of the evaluation at a budget fraction; at 1 the run's main eval."""
-    if float(fraction) == 1.0:
+    if fraction == "{fraction}":  # the workflow's wildcard
+        folder = BUDGET_EVAL.format(fraction=fraction)
+    elif float(fraction) == 1.0:
         return eval_file(dataset, variant, seed, key, results)
-    folder = BUDGET_EVAL.format(fraction=format_value(fraction))
+    else:
+        folder = BUDGET_EVAL.format(fraction=format_value(float(fraction)))
     return f"{run_dir(dataset, variant, seed, results)}/{folder}/{EVAL_FILES[key]}"
+
+
+def convergence_metrics(results: str | Path = RESULTS) -> str:
+    """The convergence check's metrics.csv rows (`convergence`), one per main dataset and method."""
+    return f"{results}/convergence/{METRICS}"
+
+
+def budget_job(run: str, fraction: str) -> str:
+    """The log and benchmark name of a budget evaluation: `<run id>/budget<fraction>`."""
+    return f"{run}/budget{fraction}"
 
 
 def budget_csv(results: str | Path = RESULTS) -> str:

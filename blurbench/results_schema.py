@@ -63,6 +63,10 @@ METRICS = {
     # precision over L2's at model.sigma2 at the end of training: ⟨|W|²⟩ of the blur term, the
     # σ² divisor of an L2 control; what a change of effective β would look like
     "gain": Metric("precision gain", "info", 2, "set"),
+    # training's own convergence check: PSNR of the monitor split (held out, not test) at the last
+    # log row, and what the same run trained for experiments.convergence.factor × the steps gains on it
+    "monitor_psnr": Metric("monitor PSNR", "info", 2, "set"),
+    "convergence_gain": Metric("longer-budget gain (dB)", "info", 2, "set"),
     "fid_gen": Metric("FID-gen", "min", 1, "set"),
     "kid_gen": Metric("KID-gen", "min", 4, "set"),
     "prdc_gen_precision": Metric("precision-gen", "max", 3, "set"),
@@ -84,7 +88,7 @@ def generative_metrics(feature_set: str) -> list[str]:
 FEATURE_SETS = ("recon", "gen")  # the keys of a run's features.npz
 # What evaluation computes for every run, in this order.
 RUN_METRICS = (["mse", "psnr", "ssim", "lpips", *generative_metrics("recon"), "hfer_recon", "detail_hf",
-                "added_hf", "equiv_blur", "rate", "gain", *generative_metrics("gen"), "hfer_gen"])
+                "added_hf", "equiv_blur", "rate", "gain", "monitor_psnr", *generative_metrics("gen"), "hfer_gen"])
 # What a trivial baseline or a blur-ladder row can have (no model: no rate, no samples).
 BASELINE_METRICS = ["mse", "psnr", "ssim", "lpips", *generative_metrics("recon"), "hfer_recon", "detail_hf",
                     "added_hf", "equiv_blur"]

@@ -94,10 +94,10 @@ def _pass_order(n: int, seed: int, epoch: int) -> np.ndarray:
     return order
 
 
-def budget_steps(total: int) -> dict[int, str]:
-    """Step -> TRAIN_FILES key of the budget states kept at fractions of the full run (not a run with
+def budget_steps(total: int) -> dict[str, int]:
+    """TRAIN_FILES key -> step of the budget states kept at fractions of the full run (not a run with
     a smaller budget: the schedule and the blur term's start depend on the full budget)."""
-    return {max(1, round(f * total)): layout.budget_key(f) for f in layout.BUDGET_FRACTIONS[:-1]}
+    return {layout.budget_key(f): layout.budget_step(f, total) for f in layout.BUDGET_FRACTIONS[:-1]}
 
 
 def budget_state_path(ckpt_path: Path, key: str) -> Path:
@@ -157,7 +157,7 @@ def train(spec: RunSpec, data_dir: str | Path, out_dir: str | Path, ckpt_path: s
         log(f"[{spec.run_id}] unavailable: {reason}; not trained")
         _write_outputs(out_dir, {"unavailable": reason, "spec": spec.to_json()}, [], [], [], {},
                        provenance.collect("none", started))
-        for key in budget_steps(spec.train["steps"]).values():
+        for key in budget_steps(spec.train["steps"]):
             with atomic_path(out_dir / layout.TRAIN_FILES[key]) as tmp:
                 torch.save({"unavailable": reason, "spec": spec.to_json()}, tmp)
         return {"unavailable": reason}
@@ -213,7 +213,7 @@ def train(spec: RunSpec, data_dir: str | Path, out_dir: str | Path, ckpt_path: s
             sums[k] = sums[k] + v if k in sums else torch.as_tensor(v, dtype=torch.float64, device=dev)
         step += 1
         since += 1
-        if step % every and step < total and step not in budget:
+        if step % every and step < total and step not in budget.values():
             continue
         row = {"step": step, **{k: float(v) / since for k, v in sums.items()},
                **score_monitor(model, term, monitor_x, beta, step - 1, bs, dev),
@@ -233,8 +233,8 @@ def train(spec: RunSpec, data_dir: str | Path, out_dir: str | Path, ckpt_path: s
         if probe:
             probes.append(probe)
         _checkpoint(ckpt_path, spec, model, opt, term, step, rows, probes)
-        if step in budget:
-            shutil.copyfile(ckpt_path, budget_state_path(ckpt_path, budget[step]))
+        for key in (k for k, at in budget.items() if at == step):
+            shutil.copyfile(ckpt_path, budget_state_path(ckpt_path, key))
         log(f"[{spec.run_id}] step {step}/{total} loss {row['loss']:.4f} "
             f"kl {row['kl']:.3f} ({row['seconds']:.1f}s)")
         sums, since, t0 = {}, 0, time.time()
@@ -242,7 +242,7 @@ def train(spec: RunSpec, data_dir: str | Path, out_dir: str | Path, ckpt_path: s
     probe_steps = [r["step"] for r in rows][-len(probes):] if probes else []
     _write_outputs(out_dir, {"model": model.state_dict(), "spec": spec.to_json()}, rows, probes,
                    probe_steps, term.probe_metadata(), provenance.collect(dev, started))
-    for step_f, key in budget.items():
+    for key, step_f in budget.items():
         kept = budget_state_path(ckpt_path, key)
         with atomic_path(out_dir / layout.TRAIN_FILES[key]) as tmp:
             if kept.is_file():

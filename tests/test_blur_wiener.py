@@ -417,6 +417,7 @@ def test_training_run_logs_kernels_that_change_and_differ(tmp_path):
 
     np.save(tmp_path / "train.npy", blobs(96))
     np.save(tmp_path / "test.npy", blobs(8))
+    np.save(tmp_path / "monitor.npy", blobs(8))
     params = copy.deepcopy(bw.PARAMS)
     params["kernel"]["lr"] = 1e-2  # few steps here; the default 1e-4 is for full-length runs
     spec = RunSpec(run_id="toy/blur_per_image/seed0", dataset="toy", dataset_plugin="toy", resolution=16,
@@ -431,20 +432,20 @@ def test_training_run_logs_kernels_that_change_and_differ(tmp_path):
         torch.use_deterministic_algorithms(False)  # train() switches it on for the whole process
     probe = np.load(tmp_path / "run" / "probe.npz")
     kernels = probe["kernels"]
-    assert kernels.shape == (4, 4, 7, 7)
-    assert probe["steps"].tolist() == [3, 6, 9, 12]
+    assert kernels.shape == (5, 4, 7, 7)
+    assert probe["steps"].tolist() == [2, 3, 6, 9, 12]  # every 3 steps and at 1/8 of the budget
     np.testing.assert_allclose(kernels.sum((-2, -1)), 1.0, atol=1e-5)
     assert np.abs(kernels[-1] - kernels[0]).sum((-2, -1)).min() > 0.05  # every probe kernel moved
     last = kernels[-1]
     pairwise = np.abs(last[:, None] - last[None]).sum((-2, -1))
     assert pairwise[~np.eye(4, dtype=bool)].min() > 1e-3  # and they differ between images
-    assert probe["eps"].tolist() == [1.0, 1.0, 1.0, 1.0]
+    assert probe["eps"].tolist() == [1.0] * 5
     assert int(probe["start_step"]) == 1  # 10% of 12 steps
     with open(tmp_path / "run" / "train_log.csv") as f:
         rows = list(csv.DictReader(f))
     assert {"recon_nll", "logdet", "kernel_loss", "eps", "gain"} <= set(rows[0])
     gains = [float(r["gain"]) for r in rows]
-    assert 1 < gains[0] < gains[1]  # the first row averages the L2 step 0 (gain 1) with two blur steps
+    assert 1 < gains[0] < gains[1]  # the first row (step 2) averages the L2 step 0 (gain 1) with a blur step
     assert gains[-1] > 2
 
 

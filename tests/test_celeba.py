@@ -112,7 +112,8 @@ def test_prepare_writes_arrays_and_records_the_crop(celeba_root, tmp_path):
 
     out = tmp_path / "out"
     prepare("celeba", params(celeba_root), 32, out)
-    assert open_split(out / "train.npy").shape == (3, 3, 32, 32)
+    assert open_split(out / "train.npy").shape == (2, 3, 32, 32)  # the last of 3 is the monitor split
+    assert open_split(out / "monitor.npy").shape == (1, 3, 32, 32)
     assert open_split(out / "test.npy").shape == (2, 3, 32, 32)
     provenance = json.loads((out / "meta.json").read_text())["provenance"]
     assert provenance["crop_box"] == [15, 35, 163, 183] and provenance["variant"] == "celeba"

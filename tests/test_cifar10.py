@@ -107,7 +107,8 @@ def test_prepare_writes_the_arrays_and_provenance(cifar_root, tmp_path):
     from blurbench.data import open_split, prepare
 
     meta = prepare("cifar10", params(cifar_root), 32, tmp_path / "out")
-    assert meta["counts"] == {"train": sum(TRAIN_SIZES), "test": TEST_SIZE}
+    n_monitor = max(1, sum(TRAIN_SIZES) // 8)  # the end of the training stream is held out (monitor)
+    assert meta["counts"] == {"train": sum(TRAIN_SIZES) - n_monitor, "test": TEST_SIZE, "monitor": n_monitor}
     assert open_split(tmp_path / "out" / "test.npy").shape == (TEST_SIZE, 3, 32, 32)
     assert "test_batch" in meta["provenance"]["split_rule"]
 

@@ -68,14 +68,14 @@ def test_prepare_writes_uint8_chw_of_every_image_and_records_conversions(image_f
     meta = prepare("image_folder", _params(image_folder, photos, test_fraction=0.25), 32, tmp_path / "out")
     train, test = np.load(tmp_path / "out" / "train.npy"), np.load(tmp_path / "out" / "test.npy")
     assert train.dtype == test.dtype == np.uint8
-    assert train.shape == (6, 3, 32, 32) and test.shape == (2, 3, 32, 32)
+    assert train.shape == (5, 3, 32, 32) and test.shape == (2, 3, 32, 32)  # 6 - 1 held out (monitor)
     info = json.loads((tmp_path / "out" / "meta.json").read_text())["provenance"]
     used = sorted(info["files"]["train"] + info["files"]["test"])
     assert used == ["a/tall.jpg", "a/wide.png", "b/nested/deep/upper.JPG", "b/nested/scan.tif", "b/square.bmp",
                     "grey.png", "palette.png", "rgba.png"]   # no .txt, no dot-file; upper-case .JPG found
     assert info["conversions"] == {"L -> RGB": 1, "P -> RGB": 1, "RGBA -> RGB (alpha composited on white)": 1}
     assert info["upsampled"] == 4                          # squares of 30, 20, 25 and 30 px at 32
-    assert meta["counts"] == {"train": 6, "test": 2}
+    assert meta["counts"] == {"train": 5, "test": 2, "monitor": 1}
 
 
 def test_grey_output_has_one_channel(image_folder, photos, tmp_path):
@@ -293,7 +293,7 @@ def test_workflow_runs_on_an_image_folder(tmp_path):
     result = snakemake(tmp_path / "work", "--cores", "2", "all_tables", config=config)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     results = tmp_path / "work" / "results"
-    assert np.load(results / "data" / "mine" / "train.npy").shape == (36, 3, 32, 32)
+    assert np.load(results / "data" / "mine" / "train.npy").shape == (32, 3, 32, 32)  # 36 - 4 (monitor)
     assert np.load(results / "data" / "mine" / "test.npy").shape == (12, 3, 32, 32)
     metrics = pd.read_csv(results / "metrics.csv", keep_default_na=False)
     psnr = metrics[(metrics["metric"] == "psnr") & (metrics["status"] == "ok")]

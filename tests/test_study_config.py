@@ -22,11 +22,18 @@ def test_committed_study_is_what_the_default_and_the_overrides_give():
 
 def test_a_change_to_the_default_reaches_the_study_and_only_the_overrides_differ():
     default = load_yaml(DEFAULT)
-    default["train"]["steps"] = 999
-    default["datasets"]["shapes"]["params"]["n_train"] = 17
+    default["train"]["batch_size"] = 17
+    default["datasets"]["shapes"]["params"]["n_test"] = 99
     study = yaml.safe_load(study_config.render(default))
     expected = copy.deepcopy(default)
     expected["seeds"] = [0, 1, 2]
+    expected["model"]["latent_dim"] = 128
+    expected["train"].update(steps=3600, lr=3e-3, schedule="cosine")
+    expected["datasets"]["shapes"]["params"]["n_train"] = 16384
+    expected["datasets"]["mri"]["train"] = {"steps": 1800}
+    expected["experiments"]["ablations"]["sigma2"]["values"] = [1, 4, 16]
+    expected["experiments"]["convergence"] = {"factor": 2, "threshold_db": 0.1}
+    expected["evaluate"]["budget"] = True
     del expected["experiments"]["ablations"]["eps"], expected["experiments"]["ablations"]["kernel_size"]
     assert study == expected
     assert default["experiments"]["ablations"].keys() >= {"eps", "kernel_size"}  # the input is not mutated
@@ -34,7 +41,7 @@ def test_a_change_to_the_default_reaches_the_study_and_only_the_overrides_differ
 
 def test_nested_overrides_merge_key_by_key():
     default = {"train": {"steps": 600, "lr": 0.001}, "seeds": [0]}
-    assert study_config.apply(default, {"train": {"steps": 2000}}, ()) == {"train": {"steps": 2000, "lr": 0.001},
+    assert study_config.apply(default, {"train": {"steps": 2000}}, (), {}) == {"train": {"steps": 2000, "lr": 0.001},
                                                                            "seeds": [0]}
 
 
@@ -47,6 +54,18 @@ def test_nested_overrides_merge_key_by_key():
 def test_a_key_the_default_lacks_is_an_error_naming_it(overrides, removed, key):
     with pytest.raises(ValueError, match=key.replace(".", r"\.") + ".*no such key"):
         study_config.apply(load_yaml(DEFAULT), overrides, removed)
+
+
+def test_an_addition_the_default_already_has_is_an_error_naming_it():
+    with pytest.raises(ValueError, match=r"study addition 'train\.steps'.*already"):
+        study_config.apply(load_yaml(DEFAULT), {}, (), {"train": {"steps": 5}})
+
+
+def test_the_study_checks_convergence_and_evaluates_the_budget_ladder():
+    grid = build_grid(load_yaml(STUDY), check_data=False)
+    assert len(grid.convergence) == len(grid.config["experiments"]["main"]["datasets"]) * len(
+        grid.config["experiments"]["main"]["methods"])
+    assert grid.config["evaluate"]["budget"] and grid.runs["mri/l2/seed0"].train["steps"] == 1800
 
 
 def test_the_study_is_a_valid_config_with_its_seeds_and_without_the_dropped_ablations():

@@ -97,8 +97,10 @@ def test_budget_states_are_the_full_runs_state_at_their_step_and_resume_to_its_m
     spec = type(spec)(**{**spec.__dict__, "train": {**spec.train, "schedule": "cosine", "warmup": 0.2}})
     train(spec, tmp / "data", tmp / "full", tmp / "full.pt", log=lambda m: None)
     states = {key: torch.load(tmp / "full" / layout.TRAIN_FILES[key], weights_only=True)
-              for key in budget_steps(10).values()}
-    assert {key: s["step"] for key, s in states.items()} == {"budget0.125": 1, "budget0.25": 2, "budget0.5": 5}
+              for key in budget_steps(10)}
+    assert {key: s["step"] for key, s in states.items()} == budget_steps(10) == {"budget0.125": 1, "budget0.25": 2,
+                                                                                "budget0.5": 5}
+    assert set(budget_steps(2).values()) == {1}  # a tiny budget keeps every state, at step 1
     assert all(s["spec"] == spec.to_json() for s in states.values())
     shutil.copyfile(tmp / "full" / layout.TRAIN_FILES["budget0.5"], tmp / "again.pt")  # the earlier ones not
     messages = []

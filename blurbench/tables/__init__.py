@@ -19,7 +19,7 @@ from ..comparison import ADJUSTMENT, NO_VERDICT
 from .render import Cell, Footnotes, Table, atomic_write_text, write_table
 from .summaries import (CELL_NOTE_PREFIX, ablation_rows, ablation_summary, adequacy, baseline_summary,
                         controls_summary, floor_misses, load_metrics, main_summary, mark_best, sweep_ablations,
-                        undertrained_note)
+                        undertrained_note, unconverged_note)
 
 PARAM_LABELS = {"blur.eps": "ε", "kernel.size": "kernel size", "sigma2_divisor": "σ² divisor g",
                 "blur.normalize_gain": "normalised gain"}
@@ -88,19 +88,21 @@ def _by_key(summary, keys: list[str]) -> dict:
     return {tuple(r[k] for k in keys) + (r["metric"],): r for r in summary.to_dict("records")}
 
 
-def main_table(df, main: dict, metrics: list[str], name: str, title: str, min_gain_db: float | None = None):
+def main_table(df, main: dict, metrics: list[str], name: str, title: str, min_gain_db: float | None = None,
+               threshold_db: float | None = None):
     """(Table, summary) with rows dataset × method and one column per metric.
 
     With `min_gain_db` (the reconstruction table) each dataset's block ends with its trivial
     baselines and blur ladder, set apart, and a method whose runs are undertrained gets a footnote
-    on its PSNR giving both numbers.
+    on its PSNR giving both numbers; with `threshold_db` (experiments.convergence) so does a method
+    that training for longer still improves.
     """
     import pandas as pd
 
     summary = mark_best(main_summary(df, main, metrics), ["dataset"])
     cells = _by_key(summary, ["dataset", "method"])
     base = baseline_summary(df, main["datasets"], metrics) if min_gain_db is not None else None
-    adequate = adequacy(df, min_gain_db) if min_gain_db is not None else None
+    adequate = adequacy(df, min_gain_db, threshold_db=threshold_db) if min_gain_db is not None else None
     notes = Footnotes()
     rows, starts = [], []
     for dataset in main["datasets"]:
@@ -110,7 +112,8 @@ def main_table(df, main: dict, metrics: list[str], name: str, title: str, min_ga
             if adequate is not None:
                 runs = adequate[(adequate["dataset"] == dataset) & (adequate["method"] == method)
                                 & (adequate["variant"] == method)]
-                flag = undertrained_note(runs, min_gain_db) if runs["undertrained"].any() else ""
+                flag = "; ".join(([undertrained_note(runs, min_gain_db)] if runs["undertrained"].any() else [])
+                                 + ([unconverged_note(runs, threshold_db)] if runs["unconverged"].any() else []))
             rows.append([Cell(dataset), Cell(method)]
                         + [_value_cell(cells[(dataset, method, m)], m, notes, flag if m == "psnr" else "")
                            for m in metrics])
@@ -271,10 +274,11 @@ def table_names(ablations: dict) -> list[str]:
             + ["controls"] * bool(sweep_ablations(ablations)))
 
 
-def build_tables(df, ablations: dict, main: dict, min_gain_db: float = 3.0) -> list[tuple[Table, object]]:
+def build_tables(df, ablations: dict, main: dict, min_gain_db: float = 3.0,
+                 threshold_db: float | None = None) -> list[tuple[Table, object]]:
     """All (Table, summary) pairs in `table_names` order, from the rows `load_metrics` gives."""
     out = [main_table(df, main, RECON_METRICS, "reconstruction", "Reconstruction (test images, z = μ(x))",
-                      min_gain_db=min_gain_db),
+                      min_gain_db=min_gain_db, threshold_db=threshold_db),
            main_table(df, main, GEN_METRICS, "generation", "Generation (decoder samples, z ∼ N(0, I))")]
     out += [ablation_table(df, name, abl) for name, abl in (ablations or {}).items()]
     if sweep_ablations(ablations):
@@ -282,17 +286,21 @@ def build_tables(df, ablations: dict, main: dict, min_gain_db: float = 3.0) -> l
     return out
 
 
-def write_adequacy(df, out: Path, min_gain_db: float, floor_sigma: float, reference: str) -> tuple[list[str], list[str]]:
-    """Write every run's margin over the trivial baselines and its place against the fidelity floor
-    (CSV); return the undertrained run ids and the datasets whose `reference` model misses the floor."""
-    table = adequacy(df, min_gain_db, floor_sigma)
+def write_adequacy(df, out: Path, min_gain_db: float, floor_sigma: float, reference: str,
+                   threshold_db: float | None = None) -> tuple[list[str], list[str], list[str]]:
+    """Write every run's margin over the trivial baselines, its place against the fidelity floor and
+    its convergence (CSV); return the undertrained run ids, the datasets whose `reference` model
+    misses the floor, and the unconverged run ids."""
+    table = adequacy(df, min_gain_db, floor_sigma, threshold_db)
     atomic_write_text(out, table.to_csv(index=False, float_format="%.4f"))
-    return list(table.loc[table["undertrained"], "run_id"]), floor_misses(table, reference)
+    return (list(table.loc[table["undertrained"], "run_id"]), floor_misses(table, reference),
+            list(table.loc[table["unconverged"], "run_id"]))
 
 
-def write_tables(df, out_dir: Path, ablations: dict, main: dict, min_gain_db: float = 3.0) -> list[Path]:
+def write_tables(df, out_dir: Path, ablations: dict, main: dict, min_gain_db: float = 3.0,
+                 threshold_db: float | None = None) -> list[Path]:
     """Write every table as CSV, Markdown, LaTeX and HTML into `out_dir`; return the paths."""
     paths = []
-    for table, summary in build_tables(df, ablations, main, min_gain_db):
+    for table, summary in build_tables(df, ablations, main, min_gain_db, threshold_db):
         paths += write_table(table, summary, out_dir)
     return paths

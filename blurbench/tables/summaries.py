@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..convergence import METRIC as CONVERGENCE_METRIC
 from ..errors import DataError
 from .. import layout
 from ..layout import LADDER_PREFIX, variant_name
@@ -116,12 +117,17 @@ def baseline_summary(df, datasets: list[str], metrics: list[str]):
                                       "seeds_total", "reason"])
 
 
-def adequacy(df, min_gain_db: float, floor_sigma: float | None = None):
+def adequacy(df, min_gain_db: float, floor_sigma: float | None = None, threshold_db: float | None = None):
     """Per trained run: its PSNR, the better trivial baseline's, the margin and whether it is
     undertrained (margin < `min_gain_db`); with `floor_sigma`, the PSNR of the blur-ladder row of
     that σ (the fidelity floor: reconstructions at least as accurate as the input blurred by σ) and
-    whether the run is below it. Runs or datasets without the numbers are left out."""
+    whether the run is below it; with `threshold_db`, its dataset and method's convergence gain (a
+    longer budget's monitor-PSNR gain, `blurbench.convergence`) and whether it reaches the
+    threshold (not converged). Runs or datasets without the numbers are left out."""
     import pandas as pd
+
+    gains = df[(df["metric"] == CONVERGENCE_METRIC) & (df["status"] == "ok")]
+    gain_of = {(r.dataset, r.method): float(r.value) for r in gains.itertuples()}
 
     psnr = df[(df["metric"] == "psnr") & (df["status"] == "ok")]
     trivial = psnr[(psnr["method"] == BASELINE_METHOD) & psnr["variant"].isin(TRIVIAL_BASELINES)]
@@ -142,9 +148,13 @@ def adequacy(df, min_gain_db: float, floor_sigma: float | None = None):
                     "margin_db": margin, "undertrained": bool(margin < min_gain_db),
                     "floor_sigma": floor_sigma if len(floor) else np.nan, "floor_psnr": floor_psnr,
                     "below_floor": bool(run["value"] < floor_psnr)})
+        gain = gain_of.get((run["dataset"], run["method"]), np.nan) if run["variant"] == run["method"] else np.nan
+        out[-1].update(convergence_gain_db=gain,
+                       unconverged=bool(threshold_db is not None and gain >= threshold_db))
     return pd.DataFrame(out, columns=["run_id", "dataset", "method", "variant", "seed", "psnr",
                                       "best_baseline", "baseline_psnr", "margin_db", "undertrained",
-                                      "floor_sigma", "floor_psnr", "below_floor"])
+                                      "floor_sigma", "floor_psnr", "below_floor", "convergence_gain_db",
+                                      "unconverged"])
 
 
 def floor_misses(table, method: str) -> list[str]:
@@ -167,6 +177,13 @@ def undertrained_note(runs, min_gain_db: float) -> str:
              f"{r.best_baseline.replace('_', ' ')} ({r.baseline_psnr:.2f} dB)" for r in bad.itertuples()]
     return (f"undertrained (less than {min_gain_db:g} dB above the best trivial baseline): "
             + "; ".join(parts))
+
+
+def unconverged_note(runs, threshold_db: float) -> str:
+    """The footnote of a table cell whose dataset and method did not converge (rows of `adequacy`)."""
+    gain = runs["convergence_gain_db"].iloc[0]
+    return (f"not converged: training for longer gains {gain:+.2f} dB of monitor PSNR "
+            f"(threshold {threshold_db:g} dB)")
 
 
 def ablation_rows(df, name: str, ablation: dict):

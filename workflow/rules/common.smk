@@ -77,11 +77,30 @@ SPLIT = {s: layout.data_file("{dataset}", s) for s in SPLITS}
 RUN_DATASETS = sorted({spec.dataset for spec in GRID.runs.values()})
 
 
+# Runs trained only to check convergence (factor × the steps): the convergence rule reads their
+# train logs; they are never evaluated.
+CONVERGENCE_RUNS = {longer for _, longer in GRID.convergence.values()}
+CONVERGENCE_PAIRS = [
+    {
+        "spec": GRID.runs[short].to_json(),
+        "log": layout.run_file(GRID.runs[short].dataset, GRID.runs[short].variant, GRID.runs[short].seed, "train_log"),
+        "longer_log": layout.run_file(
+            GRID.runs[longer].dataset, GRID.runs[longer].variant, GRID.runs[longer].seed, "train_log"
+        ),
+    }
+    for short, longer in GRID.convergence.values()
+]
+
+
 def all_metric_files():
-    """Every run's metrics and every dataset's baselines: what aggregate concatenates."""
-    return [layout.eval_file(s.dataset, s.variant, s.seed, "metrics") for _, s in sorted(GRID.runs.items())] + [
-        layout.baselines_metrics(d) for d in RUN_DATASETS
-    ]
+    """Every evaluated run's metrics, every dataset's baselines and the convergence check: what
+    aggregate concatenates."""
+    runs = [s for rid, s in sorted(GRID.runs.items()) if rid not in CONVERGENCE_RUNS]
+    return (
+        [layout.eval_file(s.dataset, s.variant, s.seed, "metrics") for s in runs]
+        + [layout.baselines_metrics(d) for d in RUN_DATASETS]
+        + ([layout.convergence_metrics()] if GRID.convergence else [])
+    )
 
 
 def fid_stats_input(wildcards):
@@ -105,6 +124,7 @@ def weights_needed():
 
 
 # ---- tables and figures: which files, which runs, which captions
+from blurbench.budget import figure_names as budget_figure_names
 from blurbench.figures import figure_names
 from blurbench.tables import table_names
 
@@ -175,3 +195,29 @@ def files_of(tree):
     if isinstance(tree, dict):
         return [p for v in tree.values() for p in files_of(v)]
     return [] if tree is None else [tree]
+
+
+def _comparison_files(fraction):
+    """The comparison's inputs (COMPARISON_FILES' shape) for the main runs' states at `fraction`."""
+    return {
+        d: {
+            "runs": {
+                m: {
+                    str(s): {
+                        k: layout.budget_eval_file(d, m, s, fraction, k) for k in ("per_image", "features", "transfer")
+                    }
+                    for s in GRID.config["seeds"]
+                }
+                for m in MAIN["methods"]
+            },
+            "fid_stats": COMPARISON_FILES[d]["fid_stats"],
+        }
+        for d in MAIN["datasets"]
+    }
+
+
+# The budget ladder: fraction -> the comparison's files at that fraction (1: the main evaluation),
+# and each main dataset's full-run steps (the x axis of budget_<dataset>).
+BUDGET_FILES = {layout.format_value(f): _comparison_files(f) for f in layout.BUDGET_FRACTIONS}
+BUDGET_FIGURES = budget_figure_names(MAIN["datasets"])
+BUDGET_STEPS = {d: GRID.runs[layout.run_id(d, MAIN["reference"], FIGURE_SEED)].train["steps"] for d in MAIN["datasets"]}

@@ -95,10 +95,12 @@ rule figures:
 rule timing:
     """CPU seconds per rule and per job (results/timing.csv), from the jobs' benchmark files."""
     input:
-        [
-            layout.benchmark_file(rule, layout.run_id(s.dataset, s.variant, s.seed))
-            for s in GRID.runs.values()
-            for rule in ("train", "evaluate")
+        [layout.benchmark_file("train", rid) for rid in GRID.runs]
+        + [layout.benchmark_file("evaluate", rid) for rid in GRID.runs if rid not in CONVERGENCE_RUNS]
+        + [
+            layout.benchmark_file("evaluate_budget", layout.budget_job(rid, layout.format_value(f)))
+            for rid in (GRID.main if GRID.config["evaluate"]["budget"] else [])
+            for f in layout.BUDGET_FRACTIONS[:-1]
         ]
         + [
             layout.benchmark_file(rule, d)
@@ -124,6 +126,7 @@ rule all_tables:
         rules.tables.output,
         rules.run_grid.output,
         rules.timing.output,
+        rules.budget.output if GRID.config["evaluate"]["budget"] else [],
 
 
 onsuccess:
@@ -133,12 +136,21 @@ onsuccess:
         import csv
 
         with open(_adequacy) as _f:
-            _bad = [r["run_id"] for r in csv.DictReader(_f) if r["undertrained"] == "True"]
+            _rows = list(csv.DictReader(_f))
+        _bad = [r["run_id"] for r in _rows if r["undertrained"] == "True"]
+        _unconverged = [r["run_id"] for r in _rows if r.get("unconverged") == "True"]
         if _bad:
             print(
                 f"WARNING: {len(_bad)} undertrained run(s), less than "
                 f"{GRID.config['evaluate']['min_gain_db']:g} dB above the best trivial baseline: "
                 + ", ".join(_bad),
+                file=sys.stderr,
+            )
+        if _unconverged:
+            print(
+                f"WARNING: {len(_unconverged)} run(s) not converged, training for longer still gains "
+                f"{GRID.config['experiments']['convergence']['threshold_db']:g} dB or more: "
+                + ", ".join(_unconverged),
                 file=sys.stderr,
             )
         # and one when the reference model misses the fidelity floor: its findings are a demonstration
