@@ -31,12 +31,31 @@ def _is_term(value) -> bool:
     return isinstance(value, type) and issubclass(value, ReconstructionTerm)
 
 
+def _is_sr_method(value) -> bool:
+    from .sr.method_api import SRMethod
+
+    return isinstance(value, type) and issubclass(value, SRMethod)
+
+
+TASKS = ("vae", "sr")
+
+
+def task_of(module: ModuleType) -> str:
+    """A method plugin's task: its TASK ("vae" when absent: a VAE reconstruction term)."""
+    return getattr(module, "TASK", "vae")
+
+
 # kind -> name -> (check, what the contract asks for)
 CONTRACT = {
     "methods": {
         "PARAMS": (lambda v: isinstance(v, dict), "a dict of default parameters"),
         "validate": (callable, "a function validate(params)"),
         "Term": (_is_term, "a subclass of blurbench.method_api.ReconstructionTerm"),
+    },
+    "sr_methods": {  # a method file with TASK = "sr" (blurbench/sr/method_api.py)
+        "PARAMS": (lambda v: isinstance(v, dict), "a dict of default parameters"),
+        "validate": (callable, "a function validate(params)"),
+        "Method": (lambda v: _is_sr_method(v), "a subclass of blurbench.sr.method_api.SRMethod"),
     },
     "datasets": {
         "PARAMS": (lambda v: isinstance(v, dict), "a dict of default parameters"),
@@ -51,7 +70,12 @@ CONTRACT = {
 def check_contract(kind: str, module: ModuleType, path: Path) -> None:
     """ConfigError naming `path` and every name of the contract it lacks or defines as something else."""
     problems = []
-    for name, (ok, what) in CONTRACT[kind].items():
+    contract = kind
+    if kind == "methods":
+        if task_of(module) not in TASKS:
+            raise ConfigError(f"{path}: TASK {task_of(module)!r} is unknown; expected one of {', '.join(TASKS)}")
+        contract = "sr_methods" if task_of(module) == "sr" else kind
+    for name, (ok, what) in CONTRACT[contract].items():
         if not hasattr(module, name):
             problems.append(f"{name} is missing (expected {what})")
         elif not ok(getattr(module, name)):
@@ -59,7 +83,7 @@ def check_contract(kind: str, module: ModuleType, path: Path) -> None:
             got = f"class {value.__name__}" if isinstance(value, type) else type(value).__name__
             problems.append(f"{name} is {got}, expected {what}")
     if problems:
-        api = "method_api" if kind == "methods" else "dataset_api"
+        api = {"methods": "method_api", "sr_methods": "sr/method_api", "datasets": "dataset_api"}[contract]
         raise ConfigError(f"{path} is not a valid {kind[:-1]} plugin (see blurbench/{api}.py): "
                           + "; ".join(problems))
 

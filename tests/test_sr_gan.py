@@ -84,7 +84,7 @@ def test_instance_noise_anneals_linearly_to_zero():
 # --- the SR network and its training step ---------------------------------------------------------
 
 from blurbench.errors import ConfigError  # noqa: E402
-from blurbench.sr.network import SRNet, SRTrainingDiverged, train_sr  # noqa: E402
+from blurbench.sr.network import SRNet, SRStep, SRTrainingDiverged, load_method, train_sr  # noqa: E402
 from blurbench.sr.operators import make_operator  # noqa: E402
 
 
@@ -140,7 +140,7 @@ def test_diverging_gan_stops_at_the_step_and_keeps_finite_parameters():
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    (dict(method="wgan"), "sr method 'wgan' is unknown; expected one of mse, aff_mse, aff_gan, soft_gan"),
+    (dict(method="wgan"), "sr method 'wgan' is unknown; expected one of mse, aff_mse, aff_gan, soft_gan, aff_blur"),
     (dict(hr_train=torch.rand(4, 3, 32, 32)), "sr hr_train is 32×32 but the operator was built for 16×16"),
     (dict(hr_train=torch.full((4, 3, 16, 16), float("nan"))), "sr hr_train holds NaN or infinite values"),
     (dict(steps=0), "sr steps 0 must be a positive integer"),
@@ -165,3 +165,28 @@ def test_projection_layer_is_optional_in_the_same_network():
         a, b = plain(y), projected(y)
     assert (op.A(a) - y).norm() > 1e-3 * y.norm()
     torch.testing.assert_close(b, op.project(a, y), rtol=0, atol=1e-6)
+
+
+def test_aff_blur_is_projected_and_learns_a_kernel_per_image_from_the_lr_features():
+    """The harness's cross of the two ideas: the blur-Wiener NLL under the projection, its kernel
+    generator conditioned on the SR body's pooled LR features (no latent in SR)."""
+    op = make_operator("avgpool", (16, 16), factor=4)
+    params = {"kernel": {**load_method("aff_blur", operator=op, channels=3, steps=1, width=8,
+                                       device=torch.device("cpu")).params["kernel"], "size": 3, "lr": 1e-2}}
+    model, log = train_sr("aff_blur", smooth_images(16), op, steps=12, batch=8, lr=1e-3, seed=0, width=8,
+                          depth=1, params=params, log_every=4)
+    assert {"recon_nll", "logdet", "gain", "kernel_loss", "mse"} <= set(log[-1]) and log[-1]["gain"] > 1
+    y = op.A(smooth_images(4, seed=3))
+    with torch.no_grad():
+        x_hat = model(y)
+    assert ((op.A(x_hat) - y).norm() / y.norm()).item() <= 1e-6
+    sr = SRStep("aff_blur", params, op, 3, steps=12, lr=1e-3, width=8, depth=1)
+    with torch.no_grad():
+        kernels = sr.method.term.kernel(sr.method._code(sr.model.features(y)))
+    assert kernels.shape == (4, 3, 3)
+
+
+def test_an_sr_method_name_that_is_a_vae_term_is_refused():
+    with pytest.raises(ConfigError, match="sr method 'l2' is a vae method"):
+        load_method("l2", operator=make_operator("avgpool", (16, 16)), channels=3, steps=1, width=8,
+                    device=torch.device("cpu"))

@@ -6,16 +6,11 @@ network starts at the pseudo-inverse (Sønderby et al. found initialising with A
 `project=True` the output goes through the affine projection g = f + A⁺(y − A f), so A x̂ = y to
 round-off. `features(y)` exposes the body's LR features (for `aff_blur`'s kernel generator).
 
-Methods of `train_sr` (images in [0, 1]):
-- `mse`: no projection, loss mean (x̂ − x)².
-- `aff_mse`: the projection, the same loss.
-- `aff_gan`: the projection, generator loss −log(D/(1 − D)) (`losses.affgan_generator_loss`) against
-  `Discriminator`, instance noise σ_t = σ₀·max(0, 1 − t/T) on D's real and fake inputs (σ₀ = 0.1,
-  T = steps: linear to 0 over the run, as the paper's 0.1 → 0).
-- `soft_gan`: no projection, the same GAN term + `consistency_weight` × ‖A x̂ − y‖²/n (LR MSE).
-  The weight (default 1000, so that an LR MSE of 1e-3 costs about one unit of the GAN term) is
-  this harness's choice; the paper does not give one.
-Both networks use Adam (betas 0.5/0.999 for GAN methods, the defaults otherwise).
+The methods are plugins (`methods/<name>.py` with TASK = "sr", `blurbench.sr.method_api`): `mse`,
+`aff_mse`, `aff_gan`, `soft_gan`, `aff_blur`. `SRStep` is one optimiser step of any of them (the
+discriminator's first, for adversarial ones), the one step `train_sr` (in memory) and the workflow's
+resumable SR training share. Both networks use Adam (betas 0.5/0.999 for adversarial methods, the
+defaults otherwise).
 """
 
 from __future__ import annotations
@@ -26,12 +21,12 @@ import time
 import torch
 from torch import nn
 
+from .. import plugins
 from ..errors import ConfigError, TrainingDiverged
 from . import losses
 from .operators import Operator
 
-SR_METHODS = ("mse", "aff_mse", "aff_gan", "soft_gan")
-PROJECTED = {"mse": False, "aff_mse": True, "aff_gan": True, "soft_gan": False}
+SR_METHODS = ("mse", "aff_mse", "aff_gan", "soft_gan", "aff_blur")
 
 
 class SRTrainingDiverged(TrainingDiverged):
@@ -61,7 +56,11 @@ class SRNet(nn.Module):
         return self.body(y)
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
-        f = self.head(self.features(y))
+        return self.from_features(self.features(y), y)
+
+    def from_features(self, features: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The HR output from the body's features of `y`."""
+        f = self.head(features)
         if self.project:  # (f + A⁺y) projected = f + A⁺(y − A f), as A A⁺ = I
             return f + self.operator.pinv(y - self.operator.A(f))
         return f + self.operator.pinv(y)
@@ -80,6 +79,88 @@ class Discriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).squeeze(1)
+
+
+def load_method(name: str, params: dict | None = None, **kwargs):
+    """The SR method plugin `name` built with its PARAMS updated by `params` (validated)."""
+    module = plugins.load_method(name)
+    if plugins.task_of(module) != "sr":
+        raise ConfigError(f"sr method {name!r} is a {plugins.task_of(module)} method; expected one of "
+                          f"{', '.join(SR_METHODS)}")
+    merged = {**module.PARAMS, **(params or {})}
+    module.validate(merged)
+    return module.Method(merged, **kwargs)
+
+
+class SRStep:
+    """One training step of an SR method: the network, its method, the discriminator if adversarial,
+    and their optimisers. `state_dict` holds everything a resumed run needs but the random state."""
+
+    def __init__(self, method_name: str, params: dict, operator: Operator, channels: int, steps: int,
+                 lr: float, width: int = 64, depth: int = 4, device=torch.device("cpu")):
+        self.method = load_method(method_name, params, operator=operator, channels=channels, steps=steps,
+                                  width=width, device=device)
+        self.name, self.operator, self.steps = method_name, operator, steps
+        self.model = SRNet(operator, channels, width, depth, project=self.method.project).to(device)
+        betas = (0.5, 0.999) if self.method.adversarial else (0.9, 0.999)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=lr, betas=betas)
+        self.disc = Discriminator(channels).to(device) if self.method.adversarial else None
+        self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=lr, betas=betas) if self.disc else None
+
+    def _diverged(self, step, what, value, log):
+        return SRTrainingDiverged(
+            f"[sr {self.name}] {what} became {value} at step {step + 1}; stopped. The model holds the last good "
+            f"parameters (after step {step}). Lower lr.", step + 1, self.model, log)
+
+    def _check_gradients(self, step, whose, net, log):
+        norm = torch.nn.utils.clip_grad_norm_(net.parameters(), math.inf)  # the norm; clips nothing
+        if not torch.isfinite(norm):
+            raise self._diverged(step, f"{whose} gradient norm", norm.item(), log)
+
+    def __call__(self, x: torch.Tensor, step: int, gen: torch.Generator, log: list) -> dict:
+        """Train on HR batch `x` at 0-based `step`; the values to log (floats). A non-finite loss or
+        gradient raises SRTrainingDiverged before the optimiser step that would use it."""
+        y = self.operator.A(x)
+        features = self.model.features(y)
+        x_hat = self.model.from_features(features, y)
+        row, fake_logits = {}, None
+        if self.disc is not None:
+            noise = losses.instance_noise_std(step, self.steps, self.method.noise_start)
+            d_loss = losses.discriminator_loss(self.disc(losses.add_instance_noise(x, noise, gen)),
+                                               self.disc(losses.add_instance_noise(x_hat.detach(), noise, gen)))
+            if not torch.isfinite(d_loss):
+                raise self._diverged(step, "the discriminator loss", d_loss.item(), log)
+            self.opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            self._check_gradients(step, "the discriminator's", self.disc, log)
+            self.opt_d.step()
+            fake_logits = self.disc(losses.add_instance_noise(x_hat, noise, gen))
+            row = {"d_loss": d_loss.item(), "noise": noise}
+        loss, logs = self.method.loss(x, x_hat, y, features, step, fake_logits)
+        if not torch.isfinite(loss):
+            raise self._diverged(step, "the generator loss" if self.disc else "the loss", loss.item(), log)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self._check_gradients(step, "the SR network's", self.model, log)
+        self.opt.step()
+        logs.update(self.method.after_step(x, x_hat.detach(), features.detach(), step))
+        with torch.no_grad():
+            lr_rel = ((self.operator.A(x_hat) - y).pow(2).sum() / y.pow(2).sum()).item()
+        return {"loss": loss.item(), **{k: float(v) for k, v in logs.items()}, "lr_rel": lr_rel, **row}
+
+    def state_dict(self) -> dict:
+        state = {"model": self.model.state_dict(), "opt": self.opt.state_dict(), "method": self.method.state_dict()}
+        if self.disc is not None:
+            state.update(disc=self.disc.state_dict(), opt_d=self.opt_d.state_dict())
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["opt"])
+        self.method.load_state_dict(state["method"])
+        if self.disc is not None:
+            self.disc.load_state_dict(state["disc"])
+            self.opt_d.load_state_dict(state["opt_d"])
 
 
 def _check_inputs(method, hr_train, operator, steps, batch, lr):
@@ -103,74 +184,30 @@ def _check_inputs(method, hr_train, operator, steps, batch, lr):
 
 
 def train_sr(method: str, hr_train: torch.Tensor, operator: Operator, steps: int, batch: int, lr: float,
-             seed: int, width: int = 64, depth: int = 4, noise_start: float = losses.INSTANCE_NOISE_START,
-             consistency_weight: float = 1000.0, log_every: int = 50) -> tuple[SRNet, list[dict]]:
-    """Train the SR network for `method` on HR images in [0, 1]; returns (model, log rows).
+             seed: int, width: int = 64, depth: int = 4, params: dict | None = None,
+             log_every: int = 50) -> tuple[SRNet, list[dict]]:
+    """Train the SR network for `method` (its plugin's PARAMS updated by `params`) on HR images in
+    [0, 1], in memory; returns (model, log rows).
 
     Each row (every `log_every` steps and the last): step, loss (the generator's), mse (to HR),
-    lr_rel (‖A x̂ − y‖²/‖y‖² of the batch, before clamping), and for GAN methods d_loss and noise.
-    A non-finite loss or gradient norm raises `SRTrainingDiverged` before the optimiser step, naming
-    the step; its `model` then holds the last good parameters."""
+    lr_rel (‖A x̂ − y‖²/‖y‖² of the batch, before clamping), the method's own values, and for
+    adversarial methods d_loss and noise. A non-finite loss or gradient norm raises
+    `SRTrainingDiverged` before the optimiser step, naming the step; its `model` then holds the last
+    good parameters."""
     _check_inputs(method, hr_train, operator, steps, batch, lr)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     n, channels = hr_train.shape[:2]
-    model = SRNet(operator, channels, width, depth, project=PROJECTED[method])
-    gan = method in ("aff_gan", "soft_gan")
-    betas = (0.5, 0.999) if gan else (0.9, 0.999)
-    opt = torch.optim.Adam(model.parameters(), lr=lr, betas=betas)
-    if gan:
-        disc = Discriminator(channels)
-        opt_d = torch.optim.Adam(disc.parameters(), lr=lr, betas=betas)
+    sr = SRStep(method, params or {}, operator, channels, steps, lr, width, depth)
     log: list[dict] = []
     t0 = time.time()
     order, pos = torch.randperm(n, generator=gen), 0
-
-    def diverged(step, what, value):
-        return SRTrainingDiverged(
-            f"[sr {method}] {what} became {value} at step {step}; stopped. The model holds the last good "
-            f"parameters (after step {step - 1}). Lower lr.", step, model, log)
-
-    def check_gradients(step, whose, net):
-        norm = torch.nn.utils.clip_grad_norm_(net.parameters(), math.inf)  # the norm; clips nothing
-        if not torch.isfinite(norm):
-            raise diverged(step, f"{whose} gradient norm", norm.item())
-
-    for step in range(1, steps + 1):
+    for step in range(steps):
         if pos + batch > n:
             order, pos = torch.randperm(n, generator=gen), 0
         x = hr_train[order[pos:pos + batch]]
         pos += batch
-        y = operator.A(x)
-        x_hat = model(y)
-        row = {}
-        if gan:
-            noise = losses.instance_noise_std(step - 1, steps, noise_start)
-            d_loss = losses.discriminator_loss(disc(losses.add_instance_noise(x, noise, gen)),
-                                               disc(losses.add_instance_noise(x_hat.detach(), noise, gen)))
-            if not torch.isfinite(d_loss):
-                raise diverged(step, "the discriminator loss", d_loss.item())
-            opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
-            check_gradients(step, "the discriminator's", disc)
-            opt_d.step()
-            logits = disc(losses.add_instance_noise(x_hat, noise, gen))
-            if method == "aff_gan":
-                loss = losses.affgan_generator_loss(logits)
-            else:
-                loss = losses.soft_gan_generator_loss(logits, operator.A(x_hat), y, consistency_weight)
-            row = {"d_loss": d_loss.item(), "noise": noise}
-        else:
-            loss = (x_hat - x).pow(2).mean()
-        if not torch.isfinite(loss):
-            raise diverged(step, "the generator loss" if gan else "the loss", loss.item())
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        check_gradients(step, "the SR network's", model)
-        opt.step()
-        if step % log_every == 0 or step == steps:
-            with torch.no_grad():
-                lr_rel = ((operator.A(x_hat) - y).pow(2).sum() / y.pow(2).sum()).item()
-                log.append({"step": step, "loss": loss.item(), "mse": (x_hat - x).pow(2).mean().item(),
-                            "lr_rel": lr_rel, **row, "seconds": round(time.time() - t0, 3)})
-    return model, log
+        row = sr(x, step, gen, log)
+        if (step + 1) % log_every == 0 or step + 1 == steps:
+            log.append({"step": step + 1, **row, "seconds": round(time.time() - t0, 3)})
+    return sr.model, log
