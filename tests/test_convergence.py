@@ -94,3 +94,11 @@ def test_metrics_rows_adequacy_and_footnote_name_the_unconverged_method(tmp_path
     notes = [n for n in rendered.footnotes if "not converged" in n]
     assert len(notes) == 1 and "+0.40 dB" in notes[0] and "0.1 dB" in notes[0]
     assert rendered.rows[1][2].notes and not rendered.rows[0][2].notes  # on ffl's PSNR, not on l2's
+
+
+def test_the_legend_says_whether_convergence_was_checked(tmp_path, toy_plugin_root):
+    df = _metrics(tmp_path, {"l2": 0.0, "ffl": 0.0})
+    main = {"datasets": ["toy"], "methods": ["l2", "ffl"], "reference": "l2"}
+    checked, _ = main_table(df, main, ["psnr"], "reconstruction", "t", min_gain_db=3.0, threshold_db=0.1)
+    unchecked, _ = main_table(df, main, ["psnr"], "reconstruction", "t", min_gain_db=3.0)
+    assert "Convergence checked" in checked.legend and "demonstration" in unchecked.legend

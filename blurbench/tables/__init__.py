@@ -132,6 +132,9 @@ def main_table(df, main: dict, metrics: list[str], name: str, title: str, min_ga
                    "image's own mean colour, and the test images blurred by a Gaussian of σ px, scored "
                    f"by the same code; a method less than {min_gain_db:g} dB above the better trivial "
                    "baseline's PSNR is marked undertrained.")
+        legend += (f" Convergence checked: a method whose run gains {threshold_db:g} dB or more of held-out "
+                   "PSNR when trained longer is footnoted." if threshold_db is not None else
+                   " Convergence not checked (no experiments.convergence): a demonstration, not evidence.")
         summary = pd.concat([summary, base.assign(best=False)], ignore_index=True)
     table = Table(name=name, title=title, header=["Dataset", "Method"] + [metric_header(m) for m in metrics],
                   rows=rows, n_keys=2, group_starts=starts, legend=legend, footnotes=notes.texts,
