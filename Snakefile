@@ -20,6 +20,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/budget.smk"
+include: "workflow/rules/sr.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -31,6 +32,7 @@ localrules:
     aggregate,
     tables,
     comparison,
+    comparison_sr,
     budget,
     convergence,
     timing,

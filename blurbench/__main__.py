@@ -100,10 +100,11 @@ def cmd_tables(a) -> None:
     df = load_metrics(Path(a.metrics))
     threshold = exp.get("convergence", {}).get("threshold_db")
     for path in write_tables(df, Path(a.out), ablations=exp.get("ablations", {}),
-                             main=exp["main"], min_gain_db=a.min_gain_db, threshold_db=threshold):
+                             main=exp["main"], min_gain_db=a.min_gain_db, threshold_db=threshold,
+                             sr=exp.get("sr")):
         print(f"wrote {path}")
     bad, below, unconverged = write_adequacy(df, Path(a.adequacy), a.min_gain_db, a.floor_sigma,
-                                             exp["main"]["reference"], threshold)
+                                             exp["main"]["reference"], threshold, exp.get("sr"))
     print(f"undertrained: {', '.join(bad) if bad else 'none'}")
     print("below the fidelity floor: " + ("; ".join(below) if below else "none"))
     print(f"not converged: {', '.join(unconverged) if unconverged else 'none' if threshold else 'not checked'}")
@@ -113,7 +114,7 @@ def cmd_comparison(a) -> None:
     from .tables import write_comparison
 
     for path in write_comparison(json.loads(a.files), json.loads(a.main), Path(a.out), n_boot=a.n_boot,
-                                 n_boot_set=a.n_boot_set):
+                                 n_boot_set=a.n_boot_set, name=a.name):
         print(f"wrote {path}")
 
 
@@ -241,6 +242,7 @@ def main(argv=None) -> int:
     s.add_argument("--out", required=True)
     s.add_argument("--n-boot", type=int, required=True, help="resamples of per-image metrics")
     s.add_argument("--n-boot-set", type=int, required=True, help="resamples of set metrics (FID, HFER, ...)")
+    s.add_argument("--name", default="comparison", help="comparison (the VAE task) or comparison_sr")
     s.set_defaults(func=cmd_comparison)
 
     s = sub.add_parser("convergence", help="each main run's monitor-PSNR gain when trained for longer")

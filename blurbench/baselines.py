@@ -4,7 +4,9 @@ A model that does not beat these has not learned, whatever the tables say:
 - `mean_image`: the training-set mean image, for every test image;
 - `mean_colour`: each test image's own mean colour (per channel);
 - `blur_sigma<σ>`: the test image itself, blurred by a Gaussian of σ px (scipy.ndimage, reflect
-  borders, so a constant image stays constant), for each σ of `evaluate.blur_ladder`.
+  borders, so a constant image stays constant), for each σ of `evaluate.blur_ladder`;
+- on a dataset of the SR task (`experiments.sr`): `sr_pinv` (A⁺y) and `sr_bicubic` (bicubic
+  upsampling of y), from each test image's LR version y = A x.
 
 Each is scored by `scoring.score_against_test` (the runs' code, the same N); a ladder row's
 equivalent blur, fitted to its transfer function, comes out at its own σ (tests/test_transfer.py). Rows have method
@@ -22,7 +24,7 @@ from . import layout, provenance
 from .atomic import write_text
 from .data import open_split, to_float
 from .model import pick_device
-from .results_schema import BASELINE_METHOD
+from .results_schema import BASELINE_METHOD, SR_BICUBIC, SR_PINV
 from .scoring import RowWriter, rows_csv, score_against_test
 
 def mean_image(train: np.ndarray, batch: int = 1024) -> torch.Tensor:
@@ -41,11 +43,26 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
                                             mode="reflect")).float()
 
 
-def predictions(x: torch.Tensor, train: np.ndarray, ladder) -> dict[str, torch.Tensor]:
-    """Baseline name -> the images it predicts for the test images `x`."""
+def sr_predictions(x: torch.Tensor, operator: dict) -> dict[str, torch.Tensor]:
+    """The SR task's trivial baselines from each test image's LR version y = A x: the pseudo-inverse
+    A⁺y (`sr_pinv`; nearest replication for average pooling) and bicubic upsampling of y
+    (`sr_bicubic`, torch's, align_corners=False), both clamped to [0, 1]."""
+    from .sr.operators import make_operator
+
+    op = make_operator(operator["operator"], tuple(x.shape[-2:]), factor=operator["factor"], sigma=operator["sigma"])
+    y = op.A(x.double())
+    bicubic = torch.nn.functional.interpolate(y, scale_factor=operator["factor"], mode="bicubic", align_corners=False)
+    return {SR_PINV: op.pinv(y).clamp(0, 1).float(), SR_BICUBIC: bicubic.clamp(0, 1).float()}
+
+
+def predictions(x: torch.Tensor, train: np.ndarray, ladder, sr_operator: dict | None = None) -> dict[str, torch.Tensor]:
+    """Baseline name -> the images it predicts for the test images `x` (with `sr_operator`, the SR
+    task's too)."""
     out = {"mean_image": mean_image(train).expand_as(x).contiguous(),
            "mean_colour": x.mean((2, 3), keepdim=True).expand_as(x).contiguous()}
     out.update({layout.ladder_variant(s): gaussian_blur(x, s) for s in ladder})
+    if sr_operator:
+        out.update(sr_predictions(x, sr_operator))
     return out
 
 
@@ -57,7 +74,8 @@ def compute(spec: dict, data_dir: str | Path, out: str | Path, fid_stats: str | 
     dev = pick_device(device)
     data_dir = Path(data_dir)
     x = to_float(open_split(data_dir / layout.split_array("test"))[:])
-    preds = predictions(x, open_split(data_dir / layout.split_array("train")), spec["blur_ladder"])
+    preds = predictions(x, open_split(data_dir / layout.split_array("train")), spec["blur_ladder"],
+                        spec.get("sr_operator"))
     prov = provenance.row_columns(provenance.collect(dev, started))
     all_rows = []
     for name, y in preds.items():

@@ -221,8 +221,8 @@ def _verdict_allowed(metric: str, note: str) -> bool:
     return "no verdict" not in note  # the notes of FID/PRDC below their minimum N say so
 
 
-def compare_dataset(dataset: str, runs_files: dict, reference: str, fid_stats, n_boot: int, n_boot_set: int
-                    ) -> list[dict]:
+def compare_dataset(dataset: str, runs_files: dict, reference: str, fid_stats, n_boot: int, n_boot_set: int,
+                    metrics: list[str] = COMPARISON_METRICS) -> list[dict]:
     """Rows of CSV_COLUMNS for every method but the reference on one dataset.
 
     `runs_files`: method -> seed -> {"per_image", "features", "transfer"} -> path.
@@ -233,7 +233,7 @@ def compare_dataset(dataset: str, runs_files: dict, reference: str, fid_stats, n
     for method in runs:
         if method == reference:
             continue
-        for metric in COMPARISON_METRICS:
+        for metric in metrics:
             row = dict.fromkeys(CSV_COLUMNS, "")
             row.update(dataset=dataset, method=method, reference=reference, metric=metric, diff=np.nan,
                        lo=np.nan, hi=np.nan, p=np.nan, p_adjusted=np.nan, fragile=False, n=0, n_boot=0,
@@ -281,7 +281,7 @@ def _adjust(rows: list[dict]) -> None:
             r["verdict"] = NO_VERDICT
 
 
-def compare(files: dict, reference: str, n_boot: int, n_boot_set: int):
+def compare(files: dict, reference: str, n_boot: int, n_boot_set: int, metrics: list[str] = COMPARISON_METRICS):
     """The comparison of every main dataset (DataFrame of CSV_COLUMNS).
 
     `files`: dataset -> {"runs": method -> seed -> {"per_image", "features", "transfer"} -> path,
@@ -291,5 +291,5 @@ def compare(files: dict, reference: str, n_boot: int, n_boot_set: int):
 
     rows = []
     for dataset, f in files.items():
-        rows += compare_dataset(dataset, f["runs"], reference, f["fid_stats"], n_boot, n_boot_set)
+        rows += compare_dataset(dataset, f["runs"], reference, f["fid_stats"], n_boot, n_boot_set, metrics)
     return pd.DataFrame(rows, columns=CSV_COLUMNS)

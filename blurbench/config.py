@@ -139,13 +139,18 @@ class Grid:
     evals: dict = field(default_factory=dict)  # run_id -> EvalSpec
     # (dataset, method) -> (run id, id of the same run trained for experiments.convergence.factor × steps)
     convergence: dict = field(default_factory=dict)
+    sr: list = field(default_factory=list)  # run ids of the super-resolution task (experiments.sr)
 
     def baseline_spec(self, dataset: str) -> dict:
         """What a dataset's trivial baselines and blur ladder depend on (the baselines rule's params)."""
         d = self.datasets[dataset]
         ev = self.config["evaluate"]
-        return {"dataset": dataset, "resolution": d["resolution"], "channels": d["channels"],
+        spec = {"dataset": dataset, "resolution": d["resolution"], "channels": d["channels"],
                 "blur_ladder": ev["blur_ladder"], **{k: ev[k] for k in EVALUATE_KEYS}}
+        sr = [self.runs[r] for r in self.sr if self.runs[r].dataset == dataset]
+        if sr:  # the SR task's baselines need its operator
+            spec["sr_operator"] = {k: sr[0].model[k] for k in ("operator", "factor", "sigma")}
+        return spec
 
     def run_rows(self) -> list[dict]:
         """One flat row per run with its parameters (results/runs.tsv)."""
@@ -265,6 +270,40 @@ def _params_for_dataset(method: str, plugin_name: str, params: dict, dataset: st
     return params
 
 
+SR_NETWORK = {"width": 64, "depth": 4}
+# ×4 SR gains a few dB over bicubic, not the VAE's 3 dB over a constant image.
+SR_MIN_GAIN_DB = 0.5
+
+
+def check_task(names: list, methods: dict, task: str, key: str) -> None:
+    """Every method of an experiment belongs to its task (a plugin's TASK): one clear line otherwise."""
+    for n in names:
+        module = plugins.load_method(methods[n]["plugin"])
+        if plugins.task_of(module) != task:
+            raise ConfigError(f"config key '{key}': method '{n}' (plugin {methods[n]['plugin']}) is a "
+                              f"{plugins.task_of(module)} method; this experiment takes {task} methods")
+
+
+def sr_setup(sr_cfg: dict, train_cfg: dict, datasets: dict) -> dict:
+    """The SR runs' model (operator and network), train section, reference and adequacy threshold;
+    the operator is built once per dataset here, so a factor that does not divide the resolution, an
+    unknown operator or an ill-conditioned one is refused before any job starts."""
+    from .sr.operators import make_operator
+
+    op = sr_cfg["operator"]
+    for name, d in datasets.items():
+        try:
+            make_operator(op["name"], (d["resolution"], d["resolution"]), factor=op["factor"], sigma=op.get("sigma"))
+        except ConfigError as e:
+            raise ConfigError(f"config key 'experiments.sr.operator' on dataset '{name}' "
+                              f"(resolution {d['resolution']}): {e}") from None
+    model = {"operator": op["name"], "factor": op["factor"], "sigma": op.get("sigma"),
+             **merge(SR_NETWORK, sr_cfg.get("network", {}), "experiments.sr.network")}
+    return {"model": model, "train": merge(train_cfg, sr_cfg.get("train", {}), "experiments.sr.train"),
+            "reference": sr_cfg.get("reference") or ("mse" if "mse" in sr_cfg["methods"] else sr_cfg["methods"][0]),
+            "min_gain_db": sr_cfg.get("min_gain_db", SR_MIN_GAIN_DB)}
+
+
 def build_grid(config: dict, check_data: bool = True) -> Grid:
     """Validate `config` and expand it into runs. Raises ConfigError / DataError with one clear line."""
     _schema_check(config)
@@ -295,14 +334,17 @@ def build_grid(config: dict, check_data: bool = True) -> Grid:
     swept_params = sorted({a["param"] for a in cfg["experiments"].get("ablations", {}).values()})
 
     def add_run(dataset: str, method: str, variant: str, params: dict, seed: int, where: str,
-                ablation_only: bool = False, steps_factor: int = 1) -> str:
+                ablation_only: bool = False, steps_factor: int = 1, sr: dict | None = None) -> str:
         rid = make_run_id(dataset, variant, seed)
         if rid in runs:
             return rid
         d, m = datasets[dataset], methods[method]
         ds_cfg = cfg["datasets"][dataset]
-        model = merge(cfg["model"], ds_cfg.get("model", {}), f"datasets.{dataset}.model")
-        train = merge(cfg["train"], ds_cfg.get("train", {}), f"datasets.{dataset}.train")
+        if sr is None:
+            model = merge(cfg["model"], ds_cfg.get("model", {}), f"datasets.{dataset}.model")
+            train = merge(cfg["train"], ds_cfg.get("train", {}), f"datasets.{dataset}.train")
+        else:  # an SR run: its network and operator, the train section with the SR overrides
+            model, train = copy.deepcopy(sr["model"]), copy.deepcopy(sr["train"])
         train["steps"] *= steps_factor
         swept = {}
         for p in swept_params:
@@ -322,8 +364,20 @@ def build_grid(config: dict, check_data: bool = True) -> Grid:
         evals[rid] = EvalSpec(runs[rid], evaluate, swept)
         return rid
 
+    check_task(main_cfg["methods"], methods, "vae", "experiments.main.methods")
     main = [add_run(ds, m, m, methods[m]["params"], s, f"methods.{m}.params")
             for ds in main_cfg["datasets"] for m in main_cfg["methods"] for s in cfg["seeds"]]
+    sr_runs = []
+    if "sr" in cfg["experiments"]:
+        sr_cfg = cfg["experiments"]["sr"]
+        check_names(sr_cfg["datasets"], datasets, "experiments.sr.datasets")
+        check_names(sr_cfg["methods"], methods, "experiments.sr.methods")
+        check_task(sr_cfg["methods"], methods, "sr", "experiments.sr.methods")
+        sr = sr_setup(sr_cfg, cfg["train"], {ds: datasets[ds] for ds in sr_cfg["datasets"]})
+        check_names([sr["reference"]], sr_cfg["methods"], "experiments.sr.reference")
+        sr_runs = [add_run(ds, m, m, methods[m]["params"], s, f"methods.{m}.params", sr=sr)
+                   for ds in sr_cfg["datasets"] for m in sr_cfg["methods"] for s in cfg["seeds"]]
+        cfg["experiments"]["sr"] = {**sr_cfg, "reference": sr["reference"], "min_gain_db": sr["min_gain_db"]}
 
     ablations = {}
     for abl_name, abl in cfg["experiments"].get("ablations", {}).items():
@@ -353,7 +407,7 @@ def build_grid(config: dict, check_data: bool = True) -> Grid:
                 convergence[(ds, m)] = (make_run_id(ds, m, seed), longer)
     cfg["experiments"]["main"] = {**main_cfg, "reference": reference}
     return Grid(config=cfg, datasets=datasets, methods=methods, runs=runs, main=main,
-                ablations=ablations, evals=evals, convergence=convergence)
+                ablations=ablations, evals=evals, convergence=convergence, sr=sr_runs)
 
 
 def write_grid_files(grid: Grid, runs_tsv: str | Path, config_yaml: str | Path) -> None:

@@ -17,13 +17,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import layout, provenance
+from . import layout, plugins, provenance
 from .atomic import atomic_path, write_npz, write_text
 from .config import EvalSpec
 from .data import open_split, to_float, to_uint8
 from .metrics import spectra
 from .model import build_model, kl_per_image, pick_device
-from .results_schema import PER_IMAGE_FIELDS, RUN_METRICS
+from .results_schema import LR_METRICS, PER_IMAGE_FIELDS, RUN_METRICS, generative_metrics
 from .scoring import RowWriter, csv_text, hfer_protocol, package_version, score_against_test
 
 
@@ -101,42 +101,87 @@ def evaluate(spec: EvalSpec, model_path: str | Path, data_dir: str | Path, out_d
         return rows.rows
 
     dev = pick_device(device)
-    model = build_model(run)
-    model.load_state_dict(state["model"])
-    model.to(dev).eval()
     test = open_split(Path(data_dir) / layout.split_array("test"))
     x = to_float(test[:])
-    recon, rate = _reconstruct(model, test, ev["batch_size"], dev)
-    n_fid = min(ev["n_fid"], x.shape[0])
-    samples = _sample(model, max(n_fid, ev["n_examples"]), run.seed, ev["batch_size"], dev)
+    sr = plugins.task_of(plugins.load_method(run.method_plugin)) == "sr"
+    if sr:
+        recon, lr_err, pinv = _super_resolve(run, state, test, ev["batch_size"], dev)
+        samples, rate = None, None
+    else:
+        model = build_model(run)
+        model.load_state_dict(state["model"])
+        model.to(dev).eval()
+        recon, rate = _reconstruct(model, test, ev["batch_size"], dev)
+        samples = _sample(model, max(min(ev["n_fid"], x.shape[0]), ev["n_examples"]), run.seed, ev["batch_size"], dev)
 
     prov = provenance.collect(dev, started)
     rows = RowWriter(run_labels(spec, prov), spec.swept)
     per, feats, cs = score_against_test(rows, x, recon, ev, channels=run.channels, resolution=run.resolution,
                                         fid_stats=fid_stats, device=dev, samples=samples)
-    rows.add("rate", float(rate.mean()), n=len(rate), implementation="closed-form Gaussian KL",
-             version=package_version("torch"), note="KL(q(z|x) || N(0, I)), nats per image")
-    add_log_metrics(rows, log_rows(state, train_log))
     cut = ev["hfer_cutoff"]
-    h_gen = spectra.high_band_energy(samples, cut)
-    rows.add("hfer_gen", spectra.hfer_from_energies(h_gen, per["hf_data"]), n=samples.shape[0], **hfer_protocol(cut))
-    per["rate"] = rate
+    if sr:
+        add_lr_consistency(rows, lr_err, run)
+        rows.unavailable(["rate", *generative_metrics("gen"), "hfer_gen"], "super-resolution: no latent, no prior samples")
+    else:
+        rows.add("rate", float(rate.mean()), n=len(rate), implementation="closed-form Gaussian KL",
+                 version=package_version("torch"), note="KL(q(z|x) || N(0, I)), nats per image")
+        h_gen = spectra.high_band_energy(samples, cut)
+        rows.add("hfer_gen", spectra.hfer_from_energies(h_gen, per["hf_data"]), n=samples.shape[0],
+                 **hfer_protocol(cut))
+        per["rate"] = rate
+    add_log_metrics(rows, log_rows(state, train_log))
 
-    p_data, p_recon, p_gen = (spectra.mean_power_spectrum(t) for t in (x, recon, samples))
+    # SR has no samples: its third image set is the pseudo-inverse A⁺y of each test image's LR version
+    third = pinv if sr else samples
+    third_key = "lr_pinv" if sr else "samples"
+    p_data, p_recon, p_third = (spectra.mean_power_spectrum(t) for t in (x, recon, third))
     freqs, raps_data = spectra.radial_average(p_data)
     write_npz(out_dir / layout.SPECTRA, freq=freqs, data=raps_data,
-              recon=spectra.radial_average(p_recon)[1], samples=spectra.radial_average(p_gen)[1])
-    write_npz(out_dir / layout.FEATURES, h_gen=h_gen, **feats)
+              recon=spectra.radial_average(p_recon)[1], **{third_key: spectra.radial_average(p_third)[1]})
+    write_npz(out_dir / layout.FEATURES, **({} if sr else {"h_gen": h_gen}), **feats)
     write_npz(out_dir / layout.TRANSFER, **cs.to_arrays())
     k = ev["n_examples"]
     write_npz(out_dir / layout.EXAMPLES, inputs=to_uint8(x[:k]), recon=to_uint8(recon[:k]),
-              samples=to_uint8(samples[:k]))
+              **{third_key: to_uint8(third[:k])})
     _save_grid(out_dir / layout.RECON_GRID, torch.cat([x[:k], recon[:k]]), k)
-    _save_grid(out_dir / layout.SAMPLES_GRID, samples[:k], k)
+    _save_grid(out_dir / layout.SAMPLES_GRID, third[:k], k)
     write_per_image(out_dir / layout.PER_IMAGE, per)
     provenance.write(out_dir / layout.PROVENANCE, prov)
     write_text(out_dir / layout.METRICS, rows.csv_text())
     return rows.rows
+
+
+@torch.no_grad()
+def _super_resolve(run, state: dict, images: np.ndarray, batch_size: int, device):
+    """An SR run's outputs for the test images' LR versions y = A x, clamped to [0, 1]; per image the
+    LR consistency of the unclamped outputs, ‖A x̂ − y‖²/n (LR pixels) and ‖A x̂ − y‖²/‖y‖², in
+    float64 (a projection's is then round-off, as the paper's 1e-10 column); and A⁺y, clamped."""
+    from .sr.train_run import build_network
+
+    model = build_network(run)
+    model.load_state_dict(state["model"])
+    model.to(device).double().eval()
+    out, pinv, err = [], [], {k: [] for k in LR_METRICS}
+    for start in range(0, images.shape[0], batch_size):
+        x = to_float(images[start:start + batch_size], device).double()
+        y = model.operator.A(x)
+        x_hat = model(y)
+        r = (model.operator.A(x_hat) - y).pow(2).flatten(1)
+        err[LR_METRICS[0]].append(r.mean(1).cpu())
+        err[LR_METRICS[1]].append((r.sum(1) / y.pow(2).flatten(1).sum(1)).cpu())
+        out.append(x_hat.clamp(0, 1).float().cpu())
+        pinv.append(model.operator.pinv(y).clamp(0, 1).float().cpu())
+    return torch.cat(out), {k: torch.cat(v).numpy() for k, v in err.items()}, torch.cat(pinv)
+
+
+def add_lr_consistency(rows: RowWriter, err: dict, run) -> None:
+    """The LR consistency rows of an SR run (before clamping; float64, so a projection's is round-off)."""
+    m = run.model
+    op = f"{m['operator']} x{m['factor']}" + (f", sigma {m['sigma']:g}" if m.get("sigma") is not None else "")
+    for metric, what in zip(LR_METRICS, ("||A x_hat - y||^2 / n (LR pixels; images in [0, 1])",
+                                         "||A x_hat - y||^2 / ||y||^2")):
+        rows.add(metric, float(err[metric].mean()), n=len(err[metric]), implementation="blurbench.sr.operators",
+                 version=package_version("blurbench"), note=f"{what}; operator {op}; before clamping, float64")
 
 
 def write_per_image(path: Path, per: dict) -> None:

@@ -40,7 +40,7 @@ def default_run_table(config_path: str | Path) -> str:
         ("datasets", ", ".join(datasets)),
         ("methods", ", ".join(f"`{m}`" for m in main["methods"]) + f"; compared with `{main['reference']}`"),
         ("ablations and controls", "; ".join(ablations) or "none"),
-        ("training", f"{len(grid.runs)} training runs (seeds {cfg['seeds']}), each "
+        ("training", f"{len(grid.runs) - len(grid.sr)} VAE training runs (seeds {cfg['seeds']}), each "
                      f"{train['steps']} optimiser steps of batch {train['batch_size']}, lr {train['lr']}; "
                      f"VAE latent {model['latent_dim']}, widths {model['base_width']}→{model['max_width']}, "
                      f"σ² {model['sigma2']}, β {model['beta']}"),
@@ -56,6 +56,14 @@ def default_run_table(config_path: str | Path) -> str:
                        f"resamples; {ev['n_boot_set']} for HFER and KID) or t interval over seeds × images, FID by "
                        f"jackknife, PRDC by subsampling; verdicts Holm-adjusted within each dataset"),
     ]
+    if grid.sr:
+        sr = cfg["experiments"]["sr"]
+        spec = grid.runs[grid.sr[0]]
+        res = grid.datasets[sr["datasets"][0]]["resolution"]
+        rows.append(("super-resolution", f"{len(grid.sr)} SR runs: {', '.join(f'`{m}`' for m in sr['methods'])} on "
+                     f"{', '.join(f'`{d}`' for d in sr['datasets'])}, {res}² → {res // spec.model['factor']}² "
+                     f"({spec.model['operator']}), {spec.train['steps']} steps, network width "
+                     f"{spec.model['width']}, depth {spec.model['depth']}; compared with `{sr['reference']}`"))
     lines = ["| | |", "| --- | --- |"] + [f"| {k} | {v} |" for k, v in rows]
     return "\n".join(lines)
 

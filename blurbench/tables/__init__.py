@@ -13,12 +13,14 @@ import numpy as np
 
 from ..layout import format_value
 from ..results_schema import (ABLATION_METRICS, BASELINE_METHOD, BASELINE_METRICS, COMPARISON_METRICS,
-                              CONTROL_METRICS, FID_MIN_N, GEN_METRICS, METRICS, RECON_METRICS,
+                              CONTROL_METRICS, FID_MIN_N, GEN_METRICS, METRICS, RECON_METRICS, SR_BICUBIC,
+                              LR_METRICS, SR_COMPARISON_METRICS, SR_METRICS, SR_PINV,
                               metric_header)
 from ..comparison import ADJUSTMENT, NO_VERDICT
 from .render import Cell, Footnotes, Table, atomic_write_text, write_table
 from .summaries import (CELL_NOTE_PREFIX, ablation_rows, ablation_summary, adequacy, baseline_summary,
-                        controls_summary, floor_misses, load_metrics, main_summary, mark_best, sweep_ablations,
+                        controls_summary, display, floor_misses, load_metrics, main_summary, mark_best,
+                        sweep_ablations,
                         undertrained_note, unconverged_note)
 
 PARAM_LABELS = {"blur.eps": "ε", "kernel.size": "kernel size", "sigma2_divisor": "σ² divisor g",
@@ -38,9 +40,9 @@ def _value_cell(cell: dict, metric: str, notes: Footnotes, *extra_notes: str) ->
     numbers = notes.numbers(cell["reason"], *extra_notes)
     if np.isnan(cell["mean"]):
         return Cell("n/a", notes=numbers)
-    text = f"{cell['mean']:.{decimals}f}"
+    text = display(cell["mean"], decimals)
     if not np.isnan(cell["std"]):
-        text += f" ± {cell['std']:.{decimals}f}"
+        text += f" ± {display(cell['std'], decimals)}"
     return Cell(text, best=bool(cell.get("best", False)), notes=numbers)
 
 
@@ -225,7 +227,7 @@ def _comparison_cell(c: dict, metric: str, notes: Footnotes) -> Cell:
     return Cell(text, best=c["verdict"] == "better", notes=notes.numbers(*extra))
 
 
-def comparison_table(comparison, main: dict) -> Table:
+def comparison_table(comparison, main: dict, name: str = "comparison") -> Table:
     """Rows dataset × metric, a column per method: method − reference, interval, adjusted verdict."""
     notes = Footnotes()
     metrics = list(dict.fromkeys(comparison["metric"])) or list(COMPARISON_METRICS)
@@ -258,27 +260,74 @@ def comparison_table(comparison, main: dict) -> Table:
               "↑ higher is better, →1 closest to 1: the cell is the difference of −|value − 1|): better "
               "(bold), worse, or n.d. = no detectable difference; no word = no verdict (a diagnostic, or "
               "too few images: see the footnote).")
-    return Table(name="comparison", title=f"Paired differences against {reference}",
+    return Table(name=name, title=f"Paired differences against {reference}",
                  header=["Dataset", "Metric"] + methods, rows=rows, n_keys=2,
                  group_starts=starts, legend=legend, footnotes=notes.texts, protocol=protocol)
 
 
-def write_comparison(files: dict, main: dict, out_dir: Path, n_boot: int, n_boot_set: int) -> list[Path]:
-    """results/tables/comparison.{csv,md,tex,html} (`files`: see `comparison.compare`)."""
+COMPARISONS = {"comparison": COMPARISON_METRICS, "comparison_sr": SR_COMPARISON_METRICS}  # name -> its metrics
+
+
+def write_comparison(files: dict, main: dict, out_dir: Path, n_boot: int, n_boot_set: int,
+                     name: str = "comparison") -> list[Path]:
+    """results/tables/<name>.{csv,md,tex,html}: `comparison` of the VAE task, `comparison_sr` of the SR
+    task (`files`: see `comparison.compare`; `main`: the experiment's datasets, methods, reference)."""
     from ..comparison import compare
 
-    comparison = compare(files, main["reference"], n_boot, n_boot_set)
-    return write_table(comparison_table(comparison, main), comparison, out_dir)
+    comparison = compare(files, main["reference"], n_boot, n_boot_set, COMPARISONS[name])
+    return write_table(comparison_table(comparison, main, name), comparison, out_dir)
 
 
-def table_names(ablations: dict) -> list[str]:
+def sr_table(df, sr: dict):
+    """(Table, summary) of the SR task: rows dataset × SR method, then A⁺y and bicubic, then (on the
+    datasets of `sr["paper_rows"]`) Sønderby et al.'s reported numbers, labelled as the paper's."""
+    import pandas as pd
+
+    from ..sr import paper
+
+    summary = mark_best(main_summary(df, sr, SR_METRICS), ["dataset"])
+    cells = _by_key(summary, ["dataset", "method"])
+    base = baseline_summary(df, sr["datasets"], SR_METRICS, names=(SR_PINV, SR_BICUBIC))
+    bcells = _by_key(base, ["dataset", "method"])
+    notes = Footnotes()
+    rows, starts = [], []
+    for dataset in sr["datasets"]:
+        starts.append(len(rows))
+        rows += [[Cell(dataset), Cell(m)] + [_value_cell(cells[(dataset, m, k)], k, notes) for k in SR_METRICS]
+                 for m in sr["methods"]]
+        starts.append(len(rows))
+        rows += [[Cell(dataset), Cell(f"{BASELINE_LABEL}: {b}")]
+                 + [Cell(NOT_APPLICABLE) if k in LR_METRICS else _value_cell(bcells[(dataset, b, k)], k, notes)
+                    for k in SR_METRICS]
+                 for b in (SR_PINV, SR_BICUBIC) if (dataset, b, "psnr") in bcells]
+        if dataset in sr.get("paper_rows", []):
+            starts.append(len(rows))
+            rows += [[Cell(dataset), Cell(f"paper: {m}")]
+                     + [Cell(f"{v:.2e}" if k == "lr_mse" else f"{v:.2f}") if (v := reported.get(k)) is not None
+                        else Cell(NOT_APPLICABLE) for k in SR_METRICS]
+                     for m, reported in paper.TABLE2.items()]
+    used = df[(df["variant"] == df["method"]) & df["dataset"].isin(sr["datasets"]) & df["method"].isin(sr["methods"])]
+    legend = (LEGEND.format(scope="per dataset and column") + f" Degradation y = A x ({sr['operator']['name']}, "
+              f"×{sr['operator']['factor']}); LR MSE = ‖A x̂ − y‖²/n over LR pixels and LR rel. error = "
+              "‖A x̂ − y‖²/‖y‖², before clamping, in float64 (a projection's is round-off). Rows "
+              f"'{BASELINE_LABEL}: sr_pinv' (A⁺y) and 'sr_bicubic' (bicubic upsampling of y) are not models; a "
+              f"method less than {sr['min_gain_db']:g} dB above bicubic's PSNR is undertrained (the adequacy table). "
+              f"Rows 'paper: …' are {paper.SOURCE}, not ours.")
+    table = Table(name="sr", title="Super-resolution (test images from their LR versions)",
+                  header=["Dataset", "Method"] + [metric_header(m) for m in SR_METRICS], rows=rows, n_keys=2,
+                  group_starts=starts, legend=legend, footnotes=notes.texts,
+                  protocol=protocol_notes(used, SR_METRICS, sr["datasets"]))
+    return table, pd.concat([summary, base.assign(best=False)], ignore_index=True)
+
+
+def table_names(ablations: dict, sr: dict | None = None) -> list[str]:
     """File stems the tables rule writes (each as .csv, .md, .tex, .html)."""
     return (["reconstruction", "generation"] + [f"ablation_{n}" for n in ablations]
-            + ["controls"] * bool(sweep_ablations(ablations)))
+            + ["controls"] * bool(sweep_ablations(ablations)) + ["sr"] * bool(sr))
 
 
 def build_tables(df, ablations: dict, main: dict, min_gain_db: float = 3.0,
-                 threshold_db: float | None = None) -> list[tuple[Table, object]]:
+                 threshold_db: float | None = None, sr: dict | None = None) -> list[tuple[Table, object]]:
     """All (Table, summary) pairs in `table_names` order, from the rows `load_metrics` gives."""
     out = [main_table(df, main, RECON_METRICS, "reconstruction", "Reconstruction (test images, z = μ(x))",
                       min_gain_db=min_gain_db, threshold_db=threshold_db),
@@ -286,24 +335,26 @@ def build_tables(df, ablations: dict, main: dict, min_gain_db: float = 3.0,
     out += [ablation_table(df, name, abl) for name, abl in (ablations or {}).items()]
     if sweep_ablations(ablations):
         out.append(controls_table(df, ablations))
+    if sr:
+        out.append(sr_table(df, sr))
     return out
 
 
 def write_adequacy(df, out: Path, min_gain_db: float, floor_sigma: float, reference: str,
-                   threshold_db: float | None = None) -> tuple[list[str], list[str], list[str]]:
+                   threshold_db: float | None = None, sr: dict | None = None) -> tuple[list[str], list[str], list[str]]:
     """Write every run's margin over the trivial baselines, its place against the fidelity floor and
     its convergence (CSV); return the undertrained run ids, the datasets whose `reference` model
     misses the floor, and the unconverged run ids."""
-    table = adequacy(df, min_gain_db, floor_sigma, threshold_db)
+    table = adequacy(df, min_gain_db, floor_sigma, threshold_db, sr)
     atomic_write_text(out, table.to_csv(index=False, float_format="%.4f"))
     return (list(table.loc[table["undertrained"], "run_id"]), floor_misses(table, reference),
             list(table.loc[table["unconverged"], "run_id"]))
 
 
 def write_tables(df, out_dir: Path, ablations: dict, main: dict, min_gain_db: float = 3.0,
-                 threshold_db: float | None = None) -> list[Path]:
+                 threshold_db: float | None = None, sr: dict | None = None) -> list[Path]:
     """Write every table as CSV, Markdown, LaTeX and HTML into `out_dir`; return the paths."""
     paths = []
-    for table, summary in build_tables(df, ablations, main, min_gain_db, threshold_db):
+    for table, summary in build_tables(df, ablations, main, min_gain_db, threshold_db, sr):
         paths += write_table(table, summary, out_dir)
     return paths

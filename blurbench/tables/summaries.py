@@ -23,7 +23,7 @@ from ..convergence import METRIC as CONVERGENCE_METRIC
 from ..errors import DataError
 from .. import layout
 from ..layout import LADDER_PREFIX, variant_name
-from ..results_schema import (ABLATION_METRICS, BASELINE_METHOD, METRICS, REQUIRED_COLUMNS,
+from ..results_schema import (SR_BICUBIC, ABLATION_METRICS, BASELINE_METHOD, METRICS, REQUIRED_COLUMNS,
                               SIGMA2_SWEEP_PARAM, STATUSES, TRIVIAL_BASELINES)
 
 NO_RESULTS = "no results"
@@ -98,17 +98,23 @@ def main_summary(df, main: dict, metrics: list[str]):
     return pd.DataFrame(out)
 
 
-def baseline_summary(df, datasets: list[str], metrics: list[str]):
-    """One row per (dataset, baseline, metric): trivial baselines, then the blur ladder by σ."""
+def baseline_summary(df, datasets: list[str], metrics: list[str], names: tuple | None = None):
+    """One row per (dataset, baseline, metric): trivial baselines, then the blur ladder by σ (or the
+    baselines `names`, in that order, e.g. the SR task's)."""
     import pandas as pd
 
     out = []
     sel = df[df["method"] == BASELINE_METHOD]
     for dataset in datasets:
         part = sel[sel["dataset"] == dataset]
-        names = [n for n in TRIVIAL_BASELINES if n in set(part["variant"])]
-        names += sorted(set(part["variant"]) - set(names), key=lambda v: float(v[len(LADDER_PREFIX):]))
-        for name in names:
+        present = set(part["variant"])
+        if names is None:
+            chosen = [n for n in TRIVIAL_BASELINES if n in present]
+            chosen += sorted((v for v in present if v.startswith(LADDER_PREFIX)),
+                             key=lambda v: float(v[len(LADDER_PREFIX):]))
+        else:
+            chosen = [n for n in names if n in present]
+        for name in chosen:
             rows = part[part["variant"] == name]
             for metric in metrics:
                 cell = _summarize_cell(rows[rows["metric"] == metric])
@@ -117,13 +123,16 @@ def baseline_summary(df, datasets: list[str], metrics: list[str]):
                                       "seeds_total", "reason"])
 
 
-def adequacy(df, min_gain_db: float, floor_sigma: float | None = None, threshold_db: float | None = None):
+def adequacy(df, min_gain_db: float, floor_sigma: float | None = None, threshold_db: float | None = None,
+             sr: dict | None = None):
     """Per trained run: its PSNR, the better trivial baseline's, the margin and whether it is
     undertrained (margin < `min_gain_db`); with `floor_sigma`, the PSNR of the blur-ladder row of
     that σ (the fidelity floor: reconstructions at least as accurate as the input blurred by σ) and
     whether the run is below it; with `threshold_db`, its dataset and method's convergence gain (a
     longer budget's monitor-PSNR gain, `blurbench.convergence`) and whether it reaches the
-    threshold (not converged). Runs or datasets without the numbers are left out."""
+    threshold (not converged). A run of the SR task (`sr`: experiments.sr) is measured over bicubic
+    upsampling instead, with the SR threshold `sr["min_gain_db"]`. Runs or datasets without the
+    numbers are left out."""
     import pandas as pd
 
     gains = df[(df["metric"] == CONVERGENCE_METRIC) & (df["status"] == "ok")]
@@ -133,19 +142,24 @@ def adequacy(df, min_gain_db: float, floor_sigma: float | None = None, threshold
     trivial = psnr[(psnr["method"] == BASELINE_METHOD) & psnr["variant"].isin(TRIVIAL_BASELINES)]
     floor_rows = psnr[(psnr["method"] == BASELINE_METHOD)
                       & (psnr["variant"] == (layout.ladder_variant(floor_sigma) if floor_sigma else None))]
+    bicubic = psnr[(psnr["method"] == BASELINE_METHOD) & (psnr["variant"] == SR_BICUBIC)]
+    sr_methods = set(sr["methods"]) if sr else set()
     out = []
     for _, run in psnr[psnr["method"] != BASELINE_METHOD].iterrows():
-        base = trivial[trivial["dataset"] == run["dataset"]]
+        is_sr = run["method"] in sr_methods
+        base = (bicubic if is_sr else trivial)
+        base = base[base["dataset"] == run["dataset"]]
         if not len(base):
             continue
         best = base.loc[base["value"].idxmax()]
         margin = run["value"] - best["value"]
+        needed = sr["min_gain_db"] if is_sr else min_gain_db
         floor = floor_rows[floor_rows["dataset"] == run["dataset"]]["value"]
         floor_psnr = float(floor.iloc[0]) if len(floor) else np.nan
         out.append({"run_id": run["run_id"], "dataset": run["dataset"], "method": run["method"],
                     "variant": run["variant"], "seed": run["seed"], "psnr": run["value"],
                     "best_baseline": best["variant"], "baseline_psnr": best["value"],
-                    "margin_db": margin, "undertrained": bool(margin < min_gain_db),
+                    "margin_db": margin, "undertrained": bool(margin < needed),
                     "floor_sigma": floor_sigma if len(floor) else np.nan, "floor_psnr": floor_psnr,
                     "below_floor": bool(run["value"] < floor_psnr)})
         gain = gain_of.get((run["dataset"], run["method"]), np.nan) if run["variant"] == run["method"] else np.nan
@@ -228,6 +242,12 @@ def ablation_summary(df, name: str, ablation: dict, metrics: list[str] = ABLATIO
     return pd.DataFrame(out)
 
 
+def display(value: float, decimals: int) -> str:
+    """A mean as the tables show it: `decimals` places, or two significant digits when it is smaller
+    than the last place (a projection's LR error of 1e-30 is not 0.00); bold compares these."""
+    return f"{value:.1e}" if 0 < abs(value) < 10 ** -decimals else f"{value:.{decimals}f}"
+
+
 def mark_best(summary, group_cols: list[str]):
     """Add a boolean `best` column: best rounded mean per metric within each group (≥ 2 values)."""
     summary = summary.copy()
@@ -241,7 +261,7 @@ def mark_best(summary, group_cols: list[str]):
         means = part["mean"].dropna()
         if len(means) < 2:
             continue
-        shown = means.round(decimals)
+        shown = means.map(lambda v: float(display(v, decimals)))
         score = {"min": shown, "max": -shown, "one": (shown - 1).abs().round(decimals)}[direction]
         summary.loc[score[score == score.min()].index, "best"] = True
     return summary

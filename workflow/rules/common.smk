@@ -134,7 +134,7 @@ ABLATIONS = EXPERIMENTS.get("ablations", {})
 # Methods whose probe.npz holds per-image kernels (the kernel-evolution figure, the paper's Fig. 2).
 KERNEL_METHODS = [m for m in MAIN["methods"] if GRID.methods[m]["params"].get("kernel", {}).get("mode") == "per_image"]
 FIGURE_SEED = min(GRID.config["seeds"])  # qualitative grids, spectra, kernels, curves: one seed
-TABLES = table_names(ABLATIONS)
+TABLES = table_names(ABLATIONS, EXPERIMENTS.get("sr"))
 FIGURES = figure_names(MAIN, ABLATIONS, KERNEL_METHODS)
 
 
@@ -173,21 +173,30 @@ FIGURE_FILES = {
     }
     for d in MAIN["datasets"]
 }
+
+
 # The comparison's inputs: per dataset, method and seed the per-image values, features and
 # cross-spectra; per dataset the FID reference statistics with the test features (when FID is on).
-COMPARISON_FILES = {
-    d: {
-        "runs": {
-            m: {
-                str(s): {k: layout.eval_file(d, m, s, k) for k in ("per_image", "features", "transfer")}
-                for s in GRID.config["seeds"]
-            }
-            for m in MAIN["methods"]
-        },
-        "fid_stats": layout.fid_stats_path(d) if GRID.config["evaluate"]["fid"] else None,
+def comparison_files(experiment):
+    """COMPARISON_FILES of an experiment (experiments.main, or experiments.sr)."""
+    return {
+        d: {
+            "runs": {
+                m: {
+                    str(s): {k: layout.eval_file(d, m, s, k) for k in ("per_image", "features", "transfer")}
+                    for s in GRID.config["seeds"]
+                }
+                for m in experiment["methods"]
+            },
+            "fid_stats": layout.fid_stats_path(d) if GRID.config["evaluate"]["fid"] else None,
+        }
+        for d in experiment["datasets"]
     }
-    for d in MAIN["datasets"]
-}
+
+
+COMPARISON_FILES = comparison_files(MAIN)
+SR = EXPERIMENTS.get("sr")  # the super-resolution task, when configured
+SR_COMPARISON_FILES = comparison_files(SR) if SR else {}
 
 
 def files_of(tree):

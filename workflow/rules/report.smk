@@ -107,7 +107,8 @@ rule timing:
             for d in RUN_DATASETS
             for rule in ("prepare", "baselines") + (("fid_stats",) if GRID.config["evaluate"]["fid"] else ())
         ]
-        + [layout.benchmark_file("comparison")],
+        + [layout.benchmark_file("comparison")]
+        + ([layout.benchmark_file("comparison_sr")] if SR else []),
     output:
         layout.timing_csv(),
     log:
@@ -127,6 +128,7 @@ rule all_tables:
         rules.run_grid.output,
         rules.timing.output,
         rules.budget.output if GRID.config["evaluate"]["budget"] else [],
+        rules.comparison_sr.output if SR else [],
 
 
 onsuccess:

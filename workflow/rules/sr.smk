@@ -1,0 +1,33 @@
+# The super-resolution task (experiments.sr): its runs train and evaluate through the same rules as
+# the VAE's (the method plugin's TASK says which); here only what is the SR task's own.
+
+
+rule comparison_sr:
+    """Every SR method against the SR reference (mse), paired, with CIs (blurbench.comparison)."""
+    input:
+        files_of(SR_COMPARISON_FILES),
+    output:
+        csv=layout.table_file("comparison_sr", "csv"),
+        md=layout.table_file("comparison_sr", "md"),
+        tex=layout.table_file("comparison_sr", "tex"),
+        html=report(
+            layout.table_file("comparison_sr", "html"),
+            caption="../report/table_comparison_sr.rst",
+            category="Comparison",
+            labels={"table": "comparison_sr"},
+        ),
+    log:
+        layout.log_file("comparison_sr"),
+    benchmark:
+        layout.benchmark_file("comparison_sr")
+    conda:
+        CONDA_ENV
+    params:
+        files=json.dumps(SR_COMPARISON_FILES, sort_keys=True),
+        main=json.dumps({k: SR[k] for k in ("datasets", "methods", "reference")} if SR else {}, sort_keys=True),
+        n_boot=GRID.config["evaluate"]["n_boot"],
+        n_boot_set=GRID.config["evaluate"]["n_boot_set"],
+        out_dir=lambda wc, output: os.path.dirname(output.csv),
+    shell:
+        "python -m blurbench comparison --name comparison_sr --files {params.files:q} --main {params.main:q} "
+        "--out {params.out_dir:q} --n-boot {params.n_boot} --n-boot-set {params.n_boot_set} > {log:q} 2>&1"
