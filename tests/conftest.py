@@ -107,3 +107,19 @@ def toy_plugin_root(tmp_path, monkeypatch):
     '''))
     monkeypatch.setenv("BLURBENCH_PLUGIN_ROOT", str(root))
     return root
+
+
+@pytest.fixture
+def prepare_toy(toy_plugin_root, tmp_path):
+    """prepare_toy(config) -> (grid, tmp_path): the config's grid, its `toy` dataset prepared into
+    tmp_path/data (the layout `train` and `evaluate` read)."""
+    from blurbench.config import build_grid
+    from blurbench.data import prepare
+
+    def _prepare(config):
+        grid = build_grid(config)
+        d = grid.datasets["toy"]
+        prepare(d["plugin"], d["params"], d["resolution"], tmp_path / "data")
+        return grid, tmp_path
+
+    return _prepare

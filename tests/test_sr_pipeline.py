@@ -10,7 +10,6 @@ import torch
 
 from blurbench import layout
 from blurbench.config import build_grid
-from blurbench.data import prepare
 from blurbench.errors import ConfigError
 from blurbench.evaluate import evaluate
 from blurbench.results_schema import RUN_METRICS, generative_metrics
@@ -29,11 +28,8 @@ CFG = {
 
 
 @pytest.fixture
-def prepared(toy_plugin_root, tmp_path):
-    grid = build_grid(CFG)
-    d = grid.datasets["toy"]
-    prepare(d["plugin"], d["params"], d["resolution"], tmp_path / "data")
-    return grid, tmp_path
+def prepared(prepare_toy):
+    return prepare_toy(CFG)
 
 
 def test_the_grid_adds_sr_runs_with_the_operator_and_network(prepared):

@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from blurbench.config import build_grid
-from blurbench.data import prepare
 from blurbench.errors import TrainingDiverged
 from blurbench.evaluate import evaluate
 from blurbench.plugins import REPO_ROOT
@@ -27,11 +26,8 @@ CFG = {
 
 
 @pytest.fixture
-def prepared(toy_plugin_root, tmp_path):
-    grid = build_grid(CFG)
-    d = grid.datasets["toy"]
-    prepare(d["plugin"], d["params"], d["resolution"], tmp_path / "data")
-    return grid, tmp_path
+def prepared(prepare_toy):
+    return prepare_toy(CFG)
 
 
 def weights(path):
