@@ -179,18 +179,13 @@ def train(spec: RunSpec, data_dir: str | Path, out_dir: str | Path, ckpt_path: s
     probe_x = to_float(test_x[: spec.train["n_probe"]], dev)
 
     step, rows, probes = 0, [], []
-    if ckpt_path.is_file():
-        state = torch.load(ckpt_path, map_location=dev, weights_only=True)
-        if state["spec"] == spec.to_json():
-            model.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-            term.load_state_dict(state["term"])
-            torch.set_rng_state(state["rng"])
-            step, rows = state["step"], state["rows"]
-            probes = [{k: v.numpy() for k, v in p.items()} for p in state["probes"]]
-            log(f"[{spec.run_id}] resuming after step {step} from {ckpt_path}")
-        else:
-            log(f"[{spec.run_id}] checkpoint {ckpt_path} is of another training identity; starting over")
+    state = resumable_state(ckpt_path, spec, dev, log)
+    if state:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        term.load_state_dict(state["term"])
+        step, rows = state["step"], state["rows"]
+        probes = [{k: v.numpy() for k, v in p.items()} for p in state["probes"]]
 
     total, bs, beta = spec.train["steps"], spec.train["batch_size"], spec.model["beta"]
     every = spec.train["log_every"]
@@ -248,6 +243,20 @@ def train(spec: RunSpec, data_dir: str | Path, out_dir: str | Path, ckpt_path: s
                    probe_steps, term.probe_metadata(), provenance.collect(dev, started))
     write_budget_states(out_dir, ckpt_path, spec, budget)
     return {"steps": total, "final_loss": rows[-1]["loss"] if rows else math.nan}
+
+
+def resumable_state(ckpt_path: Path, spec, device, log) -> dict | None:
+    """The checkpoint to resume from, with the global RNG restored, or None: no checkpoint, or one of
+    another training identity (then training starts over)."""
+    if not ckpt_path.is_file():
+        return None
+    state = torch.load(ckpt_path, map_location=device, weights_only=True)
+    if state["spec"] != spec.to_json():
+        log(f"[{spec.run_id}] checkpoint {ckpt_path} is of another training identity; starting over")
+        return None
+    torch.set_rng_state(state["rng"])
+    log(f"[{spec.run_id}] resuming after step {state['step']} from {ckpt_path}")
+    return state
 
 
 def keep_budget_state(ckpt_path: Path, budget: dict, step: int) -> None:

@@ -24,8 +24,8 @@ from ..config import RunSpec
 from ..data import open_split, to_float
 from ..errors import TrainingDiverged
 from ..model import pick_device
-from ..train import (batch_indices, budget_steps, keep_budget_state, learning_rate, setup_torch,
-                     write_budget_states, _write_outputs)
+from ..train import (batch_indices, budget_steps, keep_budget_state, learning_rate, resumable_state,
+                     setup_torch, write_budget_states, _write_outputs)
 from .network import SRNet, SRStep, SRTrainingDiverged, method_class
 from .operators import make_operator
 
@@ -71,16 +71,11 @@ def train_run(spec: RunSpec, data_dir: Path, out_dir: Path, ckpt_path: Path, thr
     gen = torch.Generator(device=dev).manual_seed(spec.seed)  # the discriminator's instance noise
 
     step, rows = 0, []
-    if ckpt_path.is_file():
-        state = torch.load(ckpt_path, map_location=dev, weights_only=True)
-        if state["spec"] == spec.to_json():
-            sr.load_state_dict(state["sr"])
-            torch.set_rng_state(state["rng"])
-            gen.set_state(state["gen"])
-            step, rows = state["step"], state["rows"]
-            log(f"[{spec.run_id}] resuming after step {step} from {ckpt_path}")
-        else:
-            log(f"[{spec.run_id}] checkpoint {ckpt_path} is of another training identity; starting over")
+    state = resumable_state(ckpt_path, spec, dev, log)
+    if state:
+        sr.load_state_dict(state["sr"])
+        gen.set_state(state["gen"])
+        step, rows = state["step"], state["rows"]
 
     budget = budget_steps(total)
     scheduled = spec.train.get("schedule", "constant") != "constant"
