@@ -37,6 +37,7 @@ localrules:
     convergence,
     timing,
     figures,
+    figures_sr,
 
 
 rule all:

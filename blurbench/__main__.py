@@ -100,11 +100,11 @@ def cmd_tables(a) -> None:
     df = load_metrics(Path(a.metrics))
     threshold = exp.get("convergence", {}).get("threshold_db")
     for path in write_tables(df, Path(a.out), ablations=exp.get("ablations", {}),
-                             main=exp["main"], min_gain_db=a.min_gain_db, threshold_db=threshold,
+                             main=exp.get("main"), min_gain_db=a.min_gain_db, threshold_db=threshold,
                              sr=exp.get("sr")):
         print(f"wrote {path}")
     bad, below, unconverged = write_adequacy(df, Path(a.adequacy), a.min_gain_db, a.floor_sigma,
-                                             exp["main"]["reference"], threshold, exp.get("sr"))
+                                             exp.get("main", {}).get("reference"), threshold, exp.get("sr"))
     print(f"undertrained: {', '.join(bad) if bad else 'none'}")
     print("below the fidelity floor: " + ("; ".join(below) if below else "none"))
     print(f"not converged: {', '.join(unconverged) if unconverged else 'none' if threshold else 'not checked'}")
@@ -124,6 +124,13 @@ def cmd_figures(a) -> None:
     exp = json.loads(a.experiments)
     for path in write_figures(json.loads(a.files), Path(a.metrics), exp.get("ablations", {}), Path(a.out),
                               seed=a.seed):
+        print(f"wrote {path}")
+
+
+def cmd_figures_sr(a) -> None:
+    from .figures import write_sr_figures
+
+    for path in write_sr_figures(json.loads(a.files), Path(a.out)):
         print(f"wrote {path}")
 
 
@@ -150,10 +157,12 @@ def cmd_toys(a) -> None:
 
 
 def cmd_study_config(a) -> None:
-    from .study_config import write
+    from .study_config import STUDIES, write
 
-    write(a.default, a.out)
-    print(f"wrote {a.out} from {a.default} and the overrides in blurbench/study_config.py")
+    for name in STUDIES:
+        out = Path(a.out_dir) / f"{name}.yaml"
+        write(a.default, out, name)
+        print(f"wrote {out} from {a.default} and study '{name}' in blurbench/study_config.py")
 
 
 def cmd_fetch_weights(a) -> None:
@@ -271,6 +280,11 @@ def main(argv=None) -> int:
     s.add_argument("--seed", type=int, required=True, help="the seed of those files (named in titles)")
     s.set_defaults(func=cmd_figures)
 
+    s = sub.add_parser("figures-sr", help="the super-resolution qualitative figure of each SR dataset")
+    s.add_argument("--files", required=True, help="JSON: dataset -> SR method -> examples.npz path (the rule's inputs)")
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_figures_sr)
+
     s = sub.add_parser("timing", help="CPU and wall seconds per rule and job from benchmark files")
     s.add_argument("--root", required=True, help="the benchmarks folder")
     s.add_argument("--out", required=True)
@@ -288,9 +302,10 @@ def main(argv=None) -> int:
     s.add_argument("--threads", type=int, required=True)
     s.set_defaults(func=cmd_toys)
 
-    s = sub.add_parser("study-config", help="regenerate config/study.yaml: the default plus the study's overrides")
+    s = sub.add_parser("study-config", help="regenerate config/study.yaml and config/sr.yaml: the default plus "
+                                             "each study's changes")
     s.add_argument("--default", default="config/config.yaml")
-    s.add_argument("--out", default="config/study.yaml")
+    s.add_argument("--out-dir", default="config")
     s.set_defaults(func=cmd_study_config)
 
     s = sub.add_parser("fetch-weights", help="download pretrained weights into the torch hub cache")

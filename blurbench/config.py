@@ -322,12 +322,18 @@ def build_grid(config: dict, check_data: bool = True) -> Grid:
             if n not in known:
                 raise ConfigError(f"config key '{key}': unknown name '{n}'; defined: {', '.join(sorted(known))}")
 
-    main_cfg = cfg["experiments"]["main"]
+    if not {"main", "sr"} & cfg["experiments"].keys():
+        raise ConfigError("config key 'experiments': neither 'main' (the VAE study) nor 'sr' (the super-resolution "
+                          "task) is configured; expected at least one")
+    # no VAE study: an SR-only config (config/sr.yaml) trains no VAE
+    main_cfg = cfg["experiments"].get("main", {"datasets": [], "methods": []})
     check_names(main_cfg["datasets"], datasets, "experiments.main.datasets")
     check_names(main_cfg["methods"], methods, "experiments.main.methods")
     # the method every other one is compared with (paired differences): l2 unless configured
-    reference = main_cfg.get("reference") or ("l2" if "l2" in main_cfg["methods"] else main_cfg["methods"][0])
-    check_names([reference], main_cfg["methods"], "experiments.main.reference")
+    reference = None
+    if main_cfg["methods"]:
+        reference = main_cfg.get("reference") or ("l2" if "l2" in main_cfg["methods"] else main_cfg["methods"][0])
+        check_names([reference], main_cfg["methods"], "experiments.main.reference")
 
     runs: dict[str, RunSpec] = {}
     evals: dict[str, EvalSpec] = {}
@@ -405,7 +411,8 @@ def build_grid(config: dict, check_data: bool = True) -> Grid:
                 longer = add_run(ds, m, variant_name(m, CONVERGENCE_TAG, factor), methods[m]["params"], seed,
                                  f"methods.{m}.params", ablation_only=True, steps_factor=factor)
                 convergence[(ds, m)] = (make_run_id(ds, m, seed), longer)
-    cfg["experiments"]["main"] = {**main_cfg, "reference": reference}
+    if "main" in cfg["experiments"]:
+        cfg["experiments"]["main"] = {**main_cfg, "reference": reference}
     return Grid(config=cfg, datasets=datasets, methods=methods, runs=runs, main=main,
                 ablations=ablations, evals=evals, convergence=convergence, sr=sr_runs)
 

@@ -105,7 +105,7 @@ def evaluate(spec: EvalSpec, model_path: str | Path, data_dir: str | Path, out_d
     x = to_float(test[:])
     sr = plugins.task_of(plugins.load_method(run.method_plugin)) == "sr"
     if sr:
-        recon, lr_err, pinv = _super_resolve(run, state, test, ev["batch_size"], dev)
+        recon, lr_err, pinv, lr = _super_resolve(run, state, test, ev["batch_size"], dev)
         samples, rate = None, None
     else:
         model = build_model(run)
@@ -142,7 +142,7 @@ def evaluate(spec: EvalSpec, model_path: str | Path, data_dir: str | Path, out_d
     write_npz(out_dir / layout.TRANSFER, **cs.to_arrays())
     k = ev["n_examples"]
     write_npz(out_dir / layout.EXAMPLES, inputs=to_uint8(x[:k]), recon=to_uint8(recon[:k]),
-              **{third_key: to_uint8(third[:k])})
+              **{third_key: to_uint8(third[:k])}, **({"lr": to_uint8(lr[:k])} if sr else {}))
     _save_grid(out_dir / layout.RECON_GRID, torch.cat([x[:k], recon[:k]]), k)
     _save_grid(out_dir / layout.SAMPLES_GRID, third[:k], k)
     write_per_image(out_dir / layout.PER_IMAGE, per)
@@ -155,13 +155,13 @@ def evaluate(spec: EvalSpec, model_path: str | Path, data_dir: str | Path, out_d
 def _super_resolve(run, state: dict, images: np.ndarray, batch_size: int, device):
     """An SR run's outputs for the test images' LR versions y = A x, clamped to [0, 1]; per image the
     LR consistency of the unclamped outputs, ‖A x̂ − y‖²/n (LR pixels) and ‖A x̂ − y‖²/‖y‖², in
-    float64 (a projection's is then round-off, as the paper's 1e-10 column); and A⁺y, clamped."""
+    float64 (a projection's is then round-off, as the paper's 1e-10 column); A⁺y and y, clamped."""
     from .sr.train_run import build_network
 
     model = build_network(run)
     model.load_state_dict(state["model"])
     model.to(device).double().eval()
-    out, pinv, err = [], [], {k: [] for k in LR_METRICS}
+    out, pinv, lr, err = [], [], [], {k: [] for k in LR_METRICS}
     for start in range(0, images.shape[0], batch_size):
         x = to_float(images[start:start + batch_size], device).double()
         y = model.operator.A(x)
@@ -171,7 +171,8 @@ def _super_resolve(run, state: dict, images: np.ndarray, batch_size: int, device
         err[LR_METRICS[1]].append((r.sum(1) / y.pow(2).flatten(1).sum(1)).cpu())
         out.append(x_hat.clamp(0, 1).float().cpu())
         pinv.append(model.operator.pinv(y).clamp(0, 1).float().cpu())
-    return torch.cat(out), {k: torch.cat(v).numpy() for k, v in err.items()}, torch.cat(pinv)
+        lr.append(y.clamp(0, 1).float().cpu())
+    return torch.cat(out), {k: torch.cat(v).numpy() for k, v in err.items()}, torch.cat(pinv), torch.cat(lr)
 
 
 def add_lr_consistency(rows: RowWriter, err: dict, run) -> None:

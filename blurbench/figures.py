@@ -97,7 +97,6 @@ def qualitative_grid(dataset: str, examples: dict, out_base: Path, max_images: i
     `examples`: method -> path of its eval/examples.npz (inputs, recon, samples), None if absent.
     When a method's inputs differ from the first input row, its own input row is shown above it.
     """
-    plt = _pyplot()
     loaded = {m: load_npz(p, ["inputs", "recon", "samples"]) for m, p in examples.items()}
     rows = []  # (label, images or None, reason)
     shown_inputs = None
@@ -116,6 +115,12 @@ def qualitative_grid(dataset: str, examples: dict, out_base: Path, max_images: i
         for method, arrays in loaded.items():
             reason = MISSING.format(file=layout.EXAMPLES)
             rows.append((f"{kind}: {method}", None if arrays is None else arrays[key][:max_images], reason))
+    return _image_rows(rows, f"{dataset}: test inputs, reconstructions and samples", out_base, max_images)
+
+
+def _image_rows(rows: list, title: str, out_base: Path, max_images: int) -> list[Path]:
+    """One labelled strip of images per row (label, (n, C, H, W) uint8 or None, reason if None)."""
+    plt = _pyplot()
     # at least one figure pixel per image pixel (dpi 150), so blur is not hidden by downsampling
     size = max(0.9, max((r[1].shape[-1] for r in rows if r[1] is not None), default=0) / 150)
     fig, axes = plt.subplots(len(rows), 1, figsize=(max(6.0, size * max_images + 1.5),
@@ -130,8 +135,29 @@ def qualitative_grid(dataset: str, examples: dict, out_base: Path, max_images: i
             ax.set_xticks([])
             ax.set_yticks([])
         ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
-    fig.suptitle(f"{dataset}: test inputs, reconstructions and samples", fontsize=10)
+    fig.suptitle(title, fontsize=10)
     return save_figure(fig, out_base)
+
+
+def sr_qualitative(dataset: str, examples: dict, out_base: Path, max_images: int = 8) -> list[Path]:
+    """Super-resolution at one scale: the LR input y (nearest-upsampled to the HR size, so every row
+    has one scale), A⁺y, one row per method, then the HR image.
+
+    `examples`: SR method -> path of its eval/examples.npz (inputs, recon, lr_pinv, lr), None if
+    absent. The test images and the operator are the same for every method, so the first available
+    run gives the LR, A⁺y and HR rows.
+    """
+    loaded = {m: load_npz(p, ["inputs", "recon", "lr_pinv", "lr"]) for m, p in examples.items()}
+    first = next((a for a in loaded.values() if a is not None), None)
+    reason = MISSING.format(file=layout.EXAMPLES)
+    shared = [("LR y (nearest)", "lr"), ("A⁺y", "lr_pinv")]
+    rows = [(label, None if first is None else first[key][:max_images], reason) for label, key in shared]
+    if first is not None:
+        factor = first["inputs"].shape[-1] // first["lr"].shape[-1]
+        rows[0] = (f"LR y (×{factor} nearest)", rows[0][1].repeat(factor, -1).repeat(factor, -2), "")
+    rows += [(m, None if a is None else a["recon"][:max_images], reason) for m, a in loaded.items()]
+    rows.append(("HR", None if first is None else first["inputs"][:max_images], reason))
+    return _image_rows(rows, f"{dataset}: super-resolution of test images", out_base, max_images)
 
 
 # ----------------------------------------------------------------------------- kernels
@@ -458,6 +484,17 @@ def figure_names(main: dict, ablations: dict, kernel_methods: list[str]) -> list
     names += [f"training_{d}" for d in main["datasets"]]
     names += [f"rate_{d}" for d in sweep_datasets(ablations)]
     return names
+
+
+def sr_figure_names(sr: dict | None) -> list[str]:
+    """File stems `write_sr_figures` writes: one qualitative figure per SR dataset."""
+    return [f"qualitative_sr_{d}" for d in (sr or {}).get("datasets", [])]
+
+
+def write_sr_figures(files: dict, out_dir: Path) -> list[Path]:
+    """`files`: SR dataset -> method -> path of its examples.npz (one seed, the rule's inputs)."""
+    return [p for d, runs in files.items()
+            for p in sr_qualitative(d, {m: Path(f) for m, f in runs.items()}, Path(out_dir) / f"qualitative_sr_{d}")]
 
 
 def sweep_datasets(ablations: dict) -> list[str]:

@@ -1,37 +1,77 @@
-"""`config/study.yaml`, generated: the default config plus the study's overrides (OVERRIDES, REMOVED).
+"""The study configs, generated: the default config plus each study's changes (`STUDIES`).
 
-Not a Snakemake overlay: the Snakefile loads the default only without `--configfile` (a paper run
-must not inherit the default's datasets), and a merge cannot delete the ablations the study drops.
-So the study file is written whole from `config/config.yaml` and this module, and
-tests/test_study_config.py fails when the committed file differs from what they give: a change to
-the default reaches the study by regenerating it, never by a second hand edit.
+`config/study.yaml` is the converged VAE study, `config/sr.yaml` the super-resolution study. Not
+Snakemake overlays: the Snakefile loads the default only without `--configfile` (a paper run must
+not inherit the default's datasets), and a merge cannot delete what a study drops. So each file is
+written whole from `config/config.yaml` and this module, and tests/test_study_config.py fails when
+a committed file differs from what they give: a change to the default reaches the studies by
+regenerating them, never by a second hand edit.
 """
 
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass, field
 from pathlib import Path
 
-# What the study changes: models in the regime the paper's question is about (issue 24 measured the
-# levers: a 128-d latent, a cosine schedule at a higher peak rate, 8x the shapes and 6x the steps
+
+@dataclass(frozen=True)
+class Study:
+    """What a study changes in the default. `overrides`: dicts merge key by key into the default's,
+    any other value replaces the default's, and every key must exist in the default (a misspelt key
+    is an error, not a new setting). `added`: keys the default lacks (their parent must exist).
+    `removed`: dotted keys deleted. `header`: the file's opening comment."""
+
+    overrides: dict
+    added: dict = field(default_factory=dict)
+    removed: tuple = ()
+    header: str = ""
+
+
+# The converged VAE study: models in the regime the paper's question is about (issue 24 measured
+# the levers: a 128-d latent, a cosine schedule at a higher peak rate, 8x the shapes and 6x the steps
 # take shapes L2 past the sigma = 2 px floor; mri passes it at a shorter budget and overfits beyond
-# ~2,400 steps). Dicts merge key by key into the default's; any other value replaces the default's.
-# Every key must exist in the default, so a misspelt key is an error, not a new setting.
-OVERRIDES = {
-    "seeds": [0, 1, 2],
-    "model": {"latent_dim": 128},
-    "train": {"steps": 3600, "lr": 3.0e-3, "schedule": "cosine"},
-    "datasets": {"shapes": {"params": {"n_train": 16384}}},
-    "experiments": {"ablations": {"sigma2": {"values": [1, 4, 16]}}},
-    "evaluate": {"budget": True},
-}
-# Keys the default does not have (a new key must not exist there): its parent must.
-ADDED = {
-    "datasets": {"mri": {"train": {"steps": 1800}}},
-    "experiments": {"convergence": {"factor": 2, "threshold_db": 0.1}},
-}
-# Dotted keys the study deletes from the default.
-REMOVED = ("experiments.ablations.eps", "experiments.ablations.kernel_size", "experiments.sr")
+# ~2,400 steps).
+VAE_STUDY = Study(
+    overrides={
+        "seeds": [0, 1, 2],
+        "model": {"latent_dim": 128},
+        "train": {"steps": 3600, "lr": 3.0e-3, "schedule": "cosine"},
+        "datasets": {"shapes": {"params": {"n_train": 16384}}},
+        "experiments": {"ablations": {"sigma2": {"values": [1, 4, 16]}}},
+        "evaluate": {"budget": True},
+    },
+    added={
+        "datasets": {"mri": {"train": {"steps": 1800}}},
+        "experiments": {"convergence": {"factor": 2, "threshold_db": 0.1}},
+    },
+    removed=("experiments.ablations.eps", "experiments.ablations.kernel_size", "experiments.sr"),
+    header=("# The converged CPU study: the main grid and the beta controls on the embedded data, 3 seeds,\n"
+            "# models past the fidelity floor, each main run checked against twice its steps (convergence)\n"
+            "# and evaluated at 1/8, 1/4, 1/2 of its steps (the budget table and figures).\n"
+            "# Left out: the eps, kernel_size ablations and the SR task (config/sr.yaml). Measured: see README,\n"
+            "# \"What this harness finds\".\n"
+            "#   snakemake --cores 2 all_tables --configfile config/study.yaml\n"),
+)
+
+# The super-resolution study (Sønderby et al.'s methods and the blur-Wiener cross, x4 64² -> 16²):
+# every SR method on both embedded datasets at 64², 3 seeds, and no VAE runs.
+SR_STUDY = Study(
+    overrides={
+        "seeds": [0, 1, 2],
+        "experiments": {"sr": {"datasets": ["shapes64", "mri64"],
+                               "methods": ["mse", "aff_mse", "aff_blur", "aff_gan", "soft_gan"],
+                               "train": {"steps": 2000}}},
+    },
+    added={"datasets": {"mri64": {"plugin": "mri", "resolution": 64}}},
+    removed=("experiments.main", "experiments.ablations", "datasets.shapes", "datasets.mri", "datasets.photos",
+             "datasets.deadleaves"),
+    header=("# The super-resolution study: mse, aff_mse, aff_blur, aff_gan and soft_gan, x4 (64² -> 16²) on the\n"
+            "# embedded shapes and mri, 3 seeds; no VAE runs. Measured: see README, \"Super-resolution\".\n"
+            "#   snakemake --cores 2 all_tables --configfile config/sr.yaml\n"),
+)
+
+STUDIES = {"study": VAE_STUDY, "sr": SR_STUDY}  # name -> study; the file is config/<name>.yaml
 
 
 def _override(config: dict, overrides: dict, prefix: str) -> None:
@@ -68,7 +108,8 @@ def _remove(config: dict, dotted: str) -> None:
     del node[leaf]
 
 
-def apply(default: dict, overrides: dict = OVERRIDES, removed: tuple = REMOVED, added: dict = ADDED) -> dict:
+def apply(default: dict, overrides: dict = VAE_STUDY.overrides, removed: tuple = VAE_STUDY.removed,
+          added: dict = VAE_STUDY.added) -> dict:
     """A copy of `default` with `overrides` merged in, `added` keys added and `removed` ones deleted."""
     config = copy.deepcopy(default)
     _override(config, overrides, "")
@@ -78,31 +119,21 @@ def apply(default: dict, overrides: dict = OVERRIDES, removed: tuple = REMOVED, 
     return config
 
 
-def header() -> str:
-    seeds = OVERRIDES["seeds"]
-    dropped = ", ".join(d.rsplit(".", 1)[1] for d in REMOVED if ".ablations." in d)
-    return (f"# The converged CPU study: the main grid and the beta controls on the embedded data, {len(seeds)} seeds,\n"
-            "# models past the fidelity floor, each main run checked against twice its steps (convergence)\n"
-            "# and evaluated at 1/8, 1/4, 1/2 of its steps (the budget table and figures).\n"
-            f"# Left out: the {dropped} ablations and the SR task (config/sr.yaml). Measured: see README,\n"
-            "# \"What this harness finds\".\n"
-            "#   snakemake --cores 2 all_tables --configfile config/study.yaml\n"
-            "# Generated from config/config.yaml (what each key means) and blurbench/study_config.py (what\n"
-            "# the study changes) by blurbench.study_config.write: edit those and regenerate, not this file.\n")
-
-
-def render(default: dict) -> str:
-    """The study file's text for a default config (a dict)."""
+def render(default: dict, name: str = "study") -> str:
+    """The text of study `name`'s file for a default config (a dict)."""
     import yaml
 
-    body = yaml.safe_dump(apply(default), sort_keys=False, default_flow_style=None, allow_unicode=True,
-                          width=110)
-    return header() + "\n" + body
+    study = STUDIES[name]
+    body = yaml.safe_dump(apply(default, study.overrides, study.removed, study.added), sort_keys=False,
+                          default_flow_style=None, allow_unicode=True, width=110)
+    generated = ("# Generated from config/config.yaml (what each key means) and blurbench/study_config.py (what\n"
+                 "# the study changes) by blurbench.study_config.write: edit those and regenerate, not this file.\n")
+    return study.header + generated + "\n" + body
 
 
-def write(default_path: str | Path, out_path: str | Path) -> None:
-    """Write the study file generated from the default config at `default_path` (atomically)."""
+def write(default_path: str | Path, out_path: str | Path, name: str = "study") -> None:
+    """Write study `name`'s file generated from the default config at `default_path` (atomically)."""
     from .atomic import write_text
     from .config import load_yaml
 
-    write_text(out_path, render(load_yaml(default_path)))
+    write_text(out_path, render(load_yaml(default_path), name))

@@ -215,3 +215,43 @@ def test_ladder_sigmas_from_metrics(tmp_path):
     df = T.load_metrics(write_csv(tmp_path / "m.csv", MAIN_ROWS + rows))
     assert F.ladder_sigmas(df, "d1") == [0.5, 2.0]
     assert F.ladder_sigmas(df, "d2") == list(F.LADDER_SIGMAS)
+
+
+def test_sr_qualitative_rows_share_one_scale(tmp_path, monkeypatch):
+    """LR (nearest ×4), A⁺y, each method, HR, top to bottom; a missing method is an n/a row."""
+    import matplotlib.image
+    import matplotlib.text
+
+    rng = np.random.default_rng(0)
+    hr = rng.integers(0, 256, (3, 1, 16, 16), dtype=np.uint8)
+    lr = rng.integers(0, 256, (3, 1, 4, 4), dtype=np.uint8)
+    for m in ("mse", "aff_mse"):
+        np.savez(tmp_path / f"{m}.npz", inputs=hr, recon=hr // 2, lr_pinv=hr // 3, lr=lr)
+    seen = {}
+
+    def capture(fig, out_base):
+        seen["labels"] = [ax.get_ylabel() for ax in fig.axes]
+        seen["images"] = {ax.get_ylabel(): ax.findobj(matplotlib.image.AxesImage)[0].get_array()
+                          for ax in fig.axes if ax.findobj(matplotlib.image.AxesImage)}
+        seen["texts"] = [t.get_text() for t in fig.findobj(matplotlib.text.Text)]
+        return []
+
+    monkeypatch.setattr(F, "save_figure", capture)
+    F.sr_qualitative("shapes64", {"mse": tmp_path / "mse.npz", "aff_mse": tmp_path / "aff_mse.npz",
+                                  "aff_gan": None}, tmp_path / "q")
+    assert seen["labels"] == ["LR y (×4 nearest)", "A⁺y", "mse", "aff_mse", "aff_gan", "HR"]
+    assert np.array_equal(seen["images"]["LR y (×4 nearest)"], F._strip(lr.repeat(4, -1).repeat(4, -2)))
+    assert np.array_equal(seen["images"]["A⁺y"], F._strip(hr // 3))
+    assert np.array_equal(seen["images"]["aff_mse"], F._strip(hr // 2))
+    assert np.array_equal(seen["images"]["HR"], F._strip(hr))
+    assert "n/a: no examples.npz data (run missing or not trained)" in "".join(seen["texts"]).replace("\n", " ")
+
+
+def test_sr_figure_names_and_files(tmp_path, texts):
+    assert F.sr_figure_names({"datasets": ["shapes64", "mri64"]}) == ["qualitative_sr_shapes64", "qualitative_sr_mri64"]
+    assert F.sr_figure_names(None) == []
+    x = np.zeros((2, 1, 8, 8), dtype=np.uint8)
+    np.savez(tmp_path / "ex.npz", inputs=x, recon=x, lr_pinv=x, lr=x[:, :, :2, :2])
+    paths = F.write_sr_figures({"d": {"mse": str(tmp_path / "ex.npz")}}, tmp_path / "out")
+    assert sorted(p.name for p in paths) == ["qualitative_sr_d.pdf", "qualitative_sr_d.png"]
+    assert_valid(paths)

@@ -3,7 +3,10 @@ The grid refuses a bad SR experiment before any job; an SR run resumes exactly; 
 LR consistency, measured before clamping."""
 
 import shutil
+import tempfile
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -96,6 +99,11 @@ def test_evaluation_rows_carry_lr_consistency_and_say_why_sr_has_no_samples(prep
         assert by.loc["psnr", "status"] == "ok" and "no prior samples" in by.loc["fid_gen", "reason"]
         assert by.loc["rate", "status"] == "unavailable" and set(generative_metrics("gen")) <= set(by.index)
         lr_rel[method] = float(by.loc["lr_rel", "value"])
+        with np.load(tmp / method / "eval" / layout.EXAMPLES) as ex:  # the SR figure's rows
+            assert ex["lr"].shape[-1] * spec.model["factor"] == ex["inputs"].shape[-1] == ex["lr_pinv"].shape[-1]
+            # average pooling: A⁺y replicates y, so its block means are y (up to uint8 rounding)
+            blocks = ex["lr_pinv"].reshape(*ex["lr"].shape[:3], spec.model["factor"], ex["lr"].shape[-1], -1)
+            assert np.abs(blocks.mean(axis=(3, 5)) - ex["lr"]).max() <= 1
     assert lr_rel["aff_mse"] < 1e-20 < 1e-8 < lr_rel["mse"]  # projected: float64 round-off
     shutil.rmtree(tmp / "mse")
 
@@ -123,3 +131,9 @@ def test_the_sr_table_shows_the_papers_numbers_labelled_and_tiny_lr_errors_in_fu
     assert [r[1].text for r in table.rows if r[2 + lr].best] == ["aff_mse"]  # bold by the shown value
     assert cells[f"baseline: {SR_BICUBIC}"][lr] == "–"
     assert cells["paper: aff_gan"][:3] == ["0.81", "23.02", "9.10e-10"] and "not ours" in table.legend
+    # an SR-only config (config/sr.yaml) has no VAE study: only the sr table is written
+    from blurbench.tables import table_names, write_tables
+
+    with tempfile.TemporaryDirectory() as out:
+        paths = write_tables(pd.DataFrame(rows), Path(out), ablations={}, main=None, sr=sr)
+        assert sorted({p.stem for p in paths}) == table_names({}, sr, None) == ["sr"]

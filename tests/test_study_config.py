@@ -8,6 +8,7 @@ import yaml
 
 from blurbench import study_config
 from blurbench.config import build_grid, load_yaml
+from blurbench.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT = REPO / "config" / "config.yaml"
@@ -73,3 +74,19 @@ def test_the_study_is_a_valid_config_with_its_seeds_and_without_the_dropped_abla
     grid = build_grid(load_yaml(STUDY), check_data=False)
     assert {spec.seed for spec in grid.runs.values()} == {0, 1, 2}
     assert set(grid.ablations) == {"sigma2", "normalize_gain"}
+
+
+def test_the_sr_study_trains_every_sr_method_on_both_datasets_and_no_vae():
+    assert (REPO / "config" / "sr.yaml").read_text() == study_config.render(load_yaml(DEFAULT), "sr")
+    grid = build_grid(load_yaml(REPO / "config" / "sr.yaml"), check_data=False)
+    sr = grid.config["experiments"]["sr"]
+    assert not grid.main and "main" not in grid.config["experiments"] and not grid.ablations
+    assert set(sr["datasets"]) == {"shapes64", "mri64"} and len(sr["methods"]) == 5
+    assert sorted(grid.runs) == sorted(grid.sr) and len(grid.sr) == 2 * 5 * 3
+
+
+def test_a_config_with_neither_study_is_refused():
+    config = load_yaml(DEFAULT)
+    del config["experiments"]["main"], config["experiments"]["sr"]
+    with pytest.raises(ConfigError, match=r"'experiments': neither 'main'.*nor 'sr'"):
+        build_grid(config, check_data=False)

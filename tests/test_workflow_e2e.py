@@ -123,7 +123,7 @@ def test_the_workflow_ends_with_one_warning_line_listing_undertrained_runs(run):
 
 def test_figures_exist(run):
     pngs = sorted(p.name for folder in ("figures", "toys") for p in (run / folder).glob("*.png"))
-    for prefix in ("kernels_", "qualitative_", "rate_deadleaves", "spectra", "training_"):
+    for prefix in ("kernels_", "qualitative_", "qualitative_sr_deadleaves", "rate_deadleaves", "spectra", "training_"):
         assert any(n.startswith(prefix) for n in pngs), prefix
     for p in (run / "figures").glob("*.png"):
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

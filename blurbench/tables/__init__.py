@@ -320,18 +320,18 @@ def sr_table(df, sr: dict):
     return table, pd.concat([summary, base.assign(best=False)], ignore_index=True)
 
 
-def table_names(ablations: dict, sr: dict | None = None) -> list[str]:
-    """File stems the tables rule writes (each as .csv, .md, .tex, .html)."""
-    return (["reconstruction", "generation"] + [f"ablation_{n}" for n in ablations]
+def table_names(ablations: dict, sr: dict | None = None, main: dict | None = None) -> list[str]:
+    """File stems the tables rule writes (each as .csv, .md, .tex, .html); no VAE tables without `main`."""
+    return (["reconstruction", "generation"] * bool(main) + [f"ablation_{n}" for n in ablations]
             + ["controls"] * bool(sweep_ablations(ablations)) + ["sr"] * bool(sr))
 
 
-def build_tables(df, ablations: dict, main: dict, min_gain_db: float = 3.0,
+def build_tables(df, ablations: dict, main: dict | None, min_gain_db: float = 3.0,
                  threshold_db: float | None = None, sr: dict | None = None) -> list[tuple[Table, object]]:
     """All (Table, summary) pairs in `table_names` order, from the rows `load_metrics` gives."""
     out = [main_table(df, main, RECON_METRICS, "reconstruction", "Reconstruction (test images, z = μ(x))",
                       min_gain_db=min_gain_db, threshold_db=threshold_db),
-           main_table(df, main, GEN_METRICS, "generation", "Generation (decoder samples, z ∼ N(0, I))")]
+           main_table(df, main, GEN_METRICS, "generation", "Generation (decoder samples, z ∼ N(0, I))")] if main else []
     out += [ablation_table(df, name, abl) for name, abl in (ablations or {}).items()]
     if sweep_ablations(ablations):
         out.append(controls_table(df, ablations))
@@ -351,7 +351,7 @@ def write_adequacy(df, out: Path, min_gain_db: float, floor_sigma: float, refere
             list(table.loc[table["unconverged"], "run_id"]))
 
 
-def write_tables(df, out_dir: Path, ablations: dict, main: dict, min_gain_db: float = 3.0,
+def write_tables(df, out_dir: Path, ablations: dict, main: dict | None, min_gain_db: float = 3.0,
                  threshold_db: float | None = None, sr: dict | None = None) -> list[Path]:
     """Write every table as CSV, Markdown, LaTeX and HTML into `out_dir`; return the paths."""
     paths = []

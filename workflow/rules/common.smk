@@ -125,16 +125,18 @@ def weights_needed():
 
 # ---- tables and figures: which files, which runs, which captions
 from blurbench.budget import figure_names as budget_figure_names
-from blurbench.figures import figure_names
+from blurbench.figures import figure_names, sr_figure_names
 from blurbench.tables import table_names
 
 EXPERIMENTS = GRID.config["experiments"]
-MAIN = EXPERIMENTS["main"]
+# The VAE study; an SR-only config (config/sr.yaml) has none, and its VAE tables and figures are not made.
+HAS_MAIN = "main" in EXPERIMENTS
+MAIN = EXPERIMENTS.get("main", {"datasets": [], "methods": [], "reference": None})
 ABLATIONS = EXPERIMENTS.get("ablations", {})
 # Methods whose probe.npz holds per-image kernels (the kernel-evolution figure, the paper's Fig. 2).
 KERNEL_METHODS = [m for m in MAIN["methods"] if GRID.methods[m]["params"].get("kernel", {}).get("mode") == "per_image"]
 FIGURE_SEED = min(GRID.config["seeds"])  # qualitative grids, spectra, kernels, curves: one seed
-TABLES = table_names(ABLATIONS, EXPERIMENTS.get("sr"))
+TABLES = table_names(ABLATIONS, EXPERIMENTS.get("sr"), EXPERIMENTS.get("main"))
 FIGURES = figure_names(MAIN, ABLATIONS, KERNEL_METHODS)
 
 
@@ -197,6 +199,13 @@ def comparison_files(experiment):
 COMPARISON_FILES = comparison_files(MAIN)
 SR = EXPERIMENTS.get("sr")  # the super-resolution task, when configured
 SR_COMPARISON_FILES = comparison_files(SR) if SR else {}
+# The SR qualitative figure's inputs: per SR dataset and method, the examples of FIGURE_SEED.
+SR_FIGURE_FILES = (
+    {d: {m: layout.eval_file(d, m, FIGURE_SEED, "examples") for m in SR["methods"]} for d in SR["datasets"]}
+    if SR
+    else {}
+)
+SR_FIGURES = sr_figure_names(SR)
 
 
 def files_of(tree):

@@ -107,7 +107,7 @@ rule timing:
             for d in RUN_DATASETS
             for rule in ("prepare", "baselines") + (("fid_stats",) if GRID.config["evaluate"]["fid"] else ())
         ]
-        + [layout.benchmark_file("comparison")]
+        + ([layout.benchmark_file("comparison")] if HAS_MAIN else [])
         + ([layout.benchmark_file("comparison_sr")] if SR else []),
     output:
         layout.timing_csv(),
@@ -123,7 +123,7 @@ rule timing:
 
 rule all_tables:
     input:
-        rules.comparison.output,
+        rules.comparison.output if HAS_MAIN else [],
         rules.tables.output,
         rules.run_grid.output,
         rules.timing.output,
@@ -169,7 +169,8 @@ onsuccess:
 
 rule all_figures:
     input:
-        rules.figures.output,
+        rules.figures.output if HAS_MAIN else [],
+        rules.figures_sr.output if SR else [],
 
 
 rule toys:

@@ -31,3 +31,31 @@ rule comparison_sr:
     shell:
         "python -m blurbench comparison --name comparison_sr --files {params.files:q} --main {params.main:q} "
         "--out {params.out_dir:q} --n-boot {params.n_boot} --n-boot-set {params.n_boot_set} > {log:q} 2>&1"
+
+
+rule figures_sr:
+    """LR, A⁺y, each SR method's output and the HR image, per SR dataset (blurbench.figures.sr_qualitative)."""
+    input:
+        files_of(SR_FIGURE_FILES),
+    output:
+        png=[
+            report(
+                layout.figure_file(n, "png"),
+                caption="../report/figure_qualitative_sr.rst",
+                category="Figures",
+                subcategory="Super-resolution",
+                labels={"figure": n},
+            )
+            for n in SR_FIGURES
+        ],
+        pdf=[layout.figure_file(n, "pdf") for n in SR_FIGURES],
+    log:
+        layout.log_file("figures_sr"),
+    conda:
+        CONDA_ENV
+    params:
+        files=json.dumps(SR_FIGURE_FILES, sort_keys=True),
+        seed=FIGURE_SEED,
+        out_dir=lambda wc, output: os.path.dirname(output.pdf[0]) if output.pdf else "",
+    shell:
+        "python -m blurbench figures-sr --files {params.files:q} --out {params.out_dir:q} > {log:q} 2>&1"
