@@ -21,6 +21,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/budget.smk"
 include: "workflow/rules/sr.smk"
+include: "workflow/rules/flows.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -33,11 +34,13 @@ localrules:
     tables,
     comparison,
     comparison_sr,
+    comparison_flows,
     budget,
     convergence,
     timing,
     figures,
     figures_sr,
+    figures_flows,
 
 
 rule all:

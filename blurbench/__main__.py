@@ -55,7 +55,7 @@ def cmd_evaluate(a) -> None:
     from .evaluate import evaluate
 
     rows = evaluate(_eval_spec(a.spec), a.model, a.data, a.out, fid_stats=a.fid_stats,
-                    train_log=a.train_log, threads=a.threads, device=a.device)
+                    train_log=a.train_log, threads=a.threads, device=a.device, other_data=a.other_data)
     _print_rows(rows)
 
 
@@ -101,7 +101,7 @@ def cmd_tables(a) -> None:
     threshold = exp.get("convergence", {}).get("threshold_db")
     for path in write_tables(df, Path(a.out), ablations=exp.get("ablations", {}),
                              main=exp.get("main"), min_gain_db=a.min_gain_db, threshold_db=threshold,
-                             sr=exp.get("sr")):
+                             sr=exp.get("sr"), flows=exp.get("flows")):
         print(f"wrote {path}")
     bad, below, unconverged = write_adequacy(df, Path(a.adequacy), a.min_gain_db, a.floor_sigma,
                                              exp.get("main", {}).get("reference"), threshold, exp.get("sr"))
@@ -131,6 +131,13 @@ def cmd_figures_sr(a) -> None:
     from .figures import write_sr_figures
 
     for path in write_sr_figures(json.loads(a.files), Path(a.out)):
+        print(f"wrote {path}")
+
+
+def cmd_figures_flows(a) -> None:
+    from .flows.figure import write_flows_figures
+
+    for path in write_flows_figures(json.loads(a.files), Path(a.out)):
         print(f"wrote {path}")
 
 
@@ -218,6 +225,8 @@ def main(argv=None) -> int:
     s.add_argument("--out", required=True)
     s.add_argument("--threads", type=int, required=True, help="torch threads (the job's Snakemake threads)")
     s.add_argument("--device", required=True, help="auto, cpu or cuda (config key device)")
+    s.add_argument("--other-data", help="a flows run's other dataset (experiments.flows.other): its prepared "
+                                        "data folder, whose test split gives the other_dataset condition")
     s.set_defaults(func=cmd_evaluate)
 
     s = sub.add_parser("baselines", help="trivial baselines and the blur ladder of a dataset's test split")
@@ -251,7 +260,8 @@ def main(argv=None) -> int:
     s.add_argument("--out", required=True)
     s.add_argument("--n-boot", type=int, required=True, help="resamples of per-image metrics")
     s.add_argument("--n-boot-set", type=int, required=True, help="resamples of set metrics (FID, HFER, ...)")
-    s.add_argument("--name", default="comparison", help="comparison (the VAE task) or comparison_sr")
+    s.add_argument("--name", default="comparison", help="comparison (the VAE task), comparison_sr or "
+                                                        "comparison_flows (artifact rates per condition set)")
     s.set_defaults(func=cmd_comparison)
 
     s = sub.add_parser("convergence", help="each main run's monitor-PSNR gain when trained for longer")
@@ -281,9 +291,16 @@ def main(argv=None) -> int:
     s.set_defaults(func=cmd_figures)
 
     s = sub.add_parser("figures-sr", help="the super-resolution qualitative figure of each SR dataset")
-    s.add_argument("--files", required=True, help="JSON: dataset -> SR method -> examples.npz path (the rule's inputs)")
+    s.add_argument("--files", required=True,
+                   help=f"JSON: dataset -> SR method -> {layout.EXAMPLES} path (the rule's inputs)")
     s.add_argument("--out", required=True)
     s.set_defaults(func=cmd_figures_sr)
+
+    s = sub.add_parser("figures-flows", help="the flows figure of each flows dataset: samples per condition set")
+    s.add_argument("--files", required=True,
+                   help=f"JSON: dataset -> flow method -> {layout.FLOWS} path (the rule's inputs)")
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_figures_flows)
 
     s = sub.add_parser("timing", help="CPU and wall seconds per rule and job from benchmark files")
     s.add_argument("--root", required=True, help="the benchmarks folder")

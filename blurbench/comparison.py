@@ -17,7 +17,9 @@ what it covers is in `blurbench.stats` (and `metrics.generative` for PRDC):
   resampled alike); PRDC: subsampling without duplicates, first seed only, no verdict below
   `generative.PRDC_MIN_N` images; density is shown without a verdict (its ideal is ≈ 1);
 - the equivalent blur (a fit per run): the difference of the seed means, no interval, no verdict;
-- HFER: a diagnostic (it counts added energy as sharpness): interval, no verdict.
+- HFER: a diagnostic (it counts added energy as sharpness): interval, no verdict;
+- a flows run's artifact rate per condition set (`compare_flows`): per LR input, the fraction of its
+  K samples with an artifact, paired by input (and latent draws) like a per-image mean.
 Verdicts: Holm within each dataset over every cell that can get one; `verdict` is the adjusted
 one, `verdict_raw` the unadjusted (interval excludes 0), `fragile` flags an adjusted verdict that
 flips within ±2 Monte-Carlo SE of its p-value. A cell that cannot be computed (a missing seed, a
@@ -30,8 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import stats
-from .results_schema import COMPARISON_METRICS, FEATURE_SETS, FID_MIN_N, METRICS
+from . import layout, stats
+from .results_schema import (COMPARISON_METRICS, FEATURE_SETS, FID_MIN_N, FLOW_CONDITIONS, METRICS, condition_metric,
+                             flows_key)
 
 CSV_COLUMNS = ["dataset", "method", "reference", "metric", "diff", "lo", "hi", "p", "p_adjusted", "verdict",
                "verdict_raw", "fragile", "covers", "n", "n_boot", "level", "ci", "note", "reason"]
@@ -279,6 +282,51 @@ def _adjust(rows: list[dict]) -> None:
         r.pop("_direction", None)
         if not r["verdict"] and not r["reason"]:
             r["verdict"] = NO_VERDICT
+
+
+def compare_flows(files: dict, reference: str, n_boot: int):
+    """The flows comparison (DataFrame of CSV_COLUMNS): per dataset, coupling and condition set, the
+    coupling's artifact rate minus the reference's, paired by LR input (each input's fraction of its K
+    samples with an artifact, `flows.npz`), seeds pooled as for per-image metrics (`stats.paired_mean_diff`);
+    Holm within each dataset.
+
+    `files`: dataset -> {"runs": method -> seed -> {"flows": path}}, the inputs the rule declares.
+    """
+    import pandas as pd
+
+    out = []
+    for dataset, f in files.items():
+        runs = {m: {s: _npz(Path(p["flows"])) for s, p in by_seed.items()} for m, by_seed in f["runs"].items()}
+        rows = []
+        for method in (m for m in runs if m != reference):
+            for condition in FLOW_CONDITIONS:
+                key, metric = flows_key("artifacts", condition), condition_metric("artifact_rate", condition)
+                row = dict.fromkeys(CSV_COLUMNS, "")
+                row.update(dataset=dataset, method=method, reference=reference, metric=metric, diff=np.nan,
+                           lo=np.nan, hi=np.nan, p=np.nan, p_adjusted=np.nan, fragile=False, n=0, n_boot=0,
+                           level=stats.LEVEL)
+                if not any(key in r for by_seed in runs.values() for r in by_seed.values()):
+                    why = " (experiments.flows.other names no dataset)" if condition == "other_dataset" else ""
+                    row["reason"] = f"no {condition} condition set in the runs' {layout.FLOWS}{why}"
+                    rows.append(row)
+                    continue
+                try:
+                    seeds, note = _seeds(method, reference, runs, lambda r: key in r)
+                    m, r = [runs[method][s][key] for s in seeds], [runs[reference][s][key] for s in seeds]
+                    for a, b in zip(m, r):
+                        _same_n(a, b, method, reference)
+                    est = stats.paired_mean_diff(np.array(m), np.array(r), n_boot=n_boot)
+                except (CellError, ValueError) as e:
+                    row["reason"] = str(e)
+                    rows.append(row)
+                    continue
+                row.update(diff=est.diff, lo=est.lo, hi=est.hi, p=est.p, n=len(m[0]), n_boot=est.n_boot,
+                           level=est.level, ci=est.method, covers=est.covers, note=note,
+                           verdict_raw=stats.verdict(est, "min"), _estimate=est, _direction="min", _allowed=True)
+                rows.append(row)
+        _adjust(rows)
+        out += rows
+    return pd.DataFrame(out, columns=CSV_COLUMNS)
 
 
 def compare(files: dict, reference: str, n_boot: int, n_boot_set: int, metrics: list[str] = COMPARISON_METRICS):

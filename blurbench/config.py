@@ -140,6 +140,7 @@ class Grid:
     # (dataset, method) -> (run id, id of the same run trained for experiments.convergence.factor × steps)
     convergence: dict = field(default_factory=dict)
     sr: list = field(default_factory=list)  # run ids of the super-resolution task (experiments.sr)
+    flows: list = field(default_factory=list)  # run ids of the conditional flows (experiments.flows)
 
     def baseline_spec(self, dataset: str) -> dict:
         """What a dataset's trivial baselines and blur ladder depend on (the baselines rule's params)."""
@@ -304,6 +305,62 @@ def sr_setup(sr_cfg: dict, train_cfg: dict, datasets: dict) -> dict:
             "min_gain_db": sr_cfg.get("min_gain_db", SR_MIN_GAIN_DB)}
 
 
+FLOW_NETWORK = {"n_couplings": 4, "hidden": 32, "features": 16}
+# ×4 average pooling, the SR papers' setting: two Haar levels of blurbench.flows.sr_flow.SRFlow.
+FLOW_LEVELS = 2
+FLOW_TEMPERATURE = 0.9  # Hong et al.'s sampling temperature
+FLOW_SAMPLES = 8  # K: samples per test image (their mean is scored as the run's output)
+
+
+def _flows_other(other: dict, flow_datasets: list, datasets: dict, factor: int) -> None:
+    """Each `other` entry maps a flows dataset to a defined dataset whose test images can become its LR
+    inputs: 1 or 3 channels either way, and a size that area-averages (or repeats) to the LR size."""
+    for ds, o in other.items():
+        where = f"config key 'experiments.flows.other.{ds}'"
+        if ds not in flow_datasets:
+            raise ConfigError(f"{where}: '{ds}' is not one of experiments.flows.datasets ({', '.join(flow_datasets)})")
+        if o not in datasets or o == ds:
+            raise ConfigError(f"{where}: '{o}' is not another defined dataset; defined: {', '.join(sorted(datasets))}")
+        lr, size = datasets[ds]["resolution"] // factor, datasets[o]["resolution"]
+        channels = {datasets[ds]["channels"], datasets[o]["channels"]}
+        if size % lr and lr % size:
+            raise ConfigError(f"{where}: dataset '{o}' ({size}²) cannot be resized to the LR size {lr}² of '{ds}'; "
+                              "expected sizes that are multiples of each other")
+        if len(channels) > 1 and channels != {1, 3}:
+            raise ConfigError(f"{where}: dataset '{o}' has {datasets[o]['channels']} channels and '{ds}' "
+                              f"{datasets[ds]['channels']}; expected equal, or 1 and 3 (grey <-> RGB)")
+
+
+def flows_setup(flows_cfg: dict, train_cfg: dict, datasets: dict) -> dict:
+    """The flow runs' model (levels, network, sampling temperature), train section, reference, K, the
+    `other` dataset per flows dataset and the test images per OOD condition set (None: all). An image
+    size the ×4 pooling does not divide, a temperature that is not > 0 and an `other` that cannot become
+    LR inputs are refused before any job starts."""
+    from .flows.coupling import check_temperature
+
+    factor = 2 ** FLOW_LEVELS
+    for name in flows_cfg["datasets"]:
+        res = datasets[name]["resolution"]
+        if res % factor:
+            raise ConfigError(f"config key 'experiments.flows.datasets': dataset '{name}' has resolution {res}, "
+                              f"not divisible by {factor}; the flows model x{factor} average pooling "
+                              f"({FLOW_LEVELS} Haar levels)")
+    temperature = flows_cfg.get("temperature", FLOW_TEMPERATURE)
+    try:
+        check_temperature(temperature)
+    except ConfigError as e:
+        raise ConfigError(f"config key 'experiments.flows.temperature': {e}") from None
+    other = flows_cfg.get("other", {})
+    _flows_other(other, flows_cfg["datasets"], datasets, factor)
+    model = {"levels": FLOW_LEVELS, **merge(FLOW_NETWORK, flows_cfg.get("network", {}), "experiments.flows.network"),
+             "temperature": temperature}
+    methods = flows_cfg["methods"]
+    return {"model": model, "train": merge(train_cfg, flows_cfg.get("train", {}), "experiments.flows.train"),
+            "reference": flows_cfg.get("reference") or ("flow_affine" if "flow_affine" in methods else methods[0]),
+            "temperature": temperature, "n_samples": flows_cfg.get("n_samples", FLOW_SAMPLES), "other": other,
+            "n_ood_images": flows_cfg.get("n_ood_images")}
+
+
 def build_grid(config: dict, check_data: bool = True) -> Grid:
     """Validate `config` and expand it into runs. Raises ConfigError / DataError with one clear line."""
     _schema_check(config)
@@ -322,9 +379,9 @@ def build_grid(config: dict, check_data: bool = True) -> Grid:
             if n not in known:
                 raise ConfigError(f"config key '{key}': unknown name '{n}'; defined: {', '.join(sorted(known))}")
 
-    if not {"main", "sr"} & cfg["experiments"].keys():
-        raise ConfigError("config key 'experiments': neither 'main' (the VAE study) nor 'sr' (the super-resolution "
-                          "task) is configured; expected at least one")
+    if not {"main", "sr", "flows"} & cfg["experiments"].keys():
+        raise ConfigError("config key 'experiments': none of 'main' (the VAE study), 'sr' (the super-resolution "
+                          "task) and 'flows' (conditional flows for SR) is configured; expected at least one")
     # no VAE study: an SR-only config (config/sr.yaml) trains no VAE
     main_cfg = cfg["experiments"].get("main", {"datasets": [], "methods": []})
     check_names(main_cfg["datasets"], datasets, "experiments.main.datasets")
@@ -340,17 +397,18 @@ def build_grid(config: dict, check_data: bool = True) -> Grid:
     swept_params = sorted({a["param"] for a in cfg["experiments"].get("ablations", {}).values()})
 
     def add_run(dataset: str, method: str, variant: str, params: dict, seed: int, where: str,
-                ablation_only: bool = False, steps_factor: int = 1, sr: dict | None = None) -> str:
+                ablation_only: bool = False, steps_factor: int = 1, task: dict | None = None,
+                flow_eval: dict | None = None) -> str:
         rid = make_run_id(dataset, variant, seed)
         if rid in runs:
             return rid
         d, m = datasets[dataset], methods[method]
         ds_cfg = cfg["datasets"][dataset]
-        if sr is None:
+        if task is None:
             model = merge(cfg["model"], ds_cfg.get("model", {}), f"datasets.{dataset}.model")
             train = merge(cfg["train"], ds_cfg.get("train", {}), f"datasets.{dataset}.train")
-        else:  # an SR run: its network and operator, the train section with the SR overrides
-            model, train = copy.deepcopy(sr["model"]), copy.deepcopy(sr["train"])
+        else:  # an SR or flows run: its own model, the train section with the task's overrides
+            model, train = copy.deepcopy(task["model"]), copy.deepcopy(task["train"])
         train["steps"] *= steps_factor
         swept = {}
         for p in swept_params:
@@ -363,6 +421,8 @@ def build_grid(config: dict, check_data: bool = True) -> Grid:
         if ablation_only and not cfg["evaluate"]["fid_ablations"]:
             evaluate["fid"] = False
             evaluate["fid_off"] = "not computed for ablation-only runs (evaluate.fid_ablations: false)"
+        if flow_eval is not None:  # K and the other dataset: evaluation only, never the run's identity
+            evaluate["flows"] = flow_eval
         runs[rid] = RunSpec(run_id=rid, dataset=dataset, dataset_plugin=d["plugin"],
                             resolution=d["resolution"], channels=d["channels"], method=method,
                             method_plugin=m["plugin"], variant=variant, seed=seed, params=params,
@@ -381,15 +441,30 @@ def build_grid(config: dict, check_data: bool = True) -> Grid:
         check_task(sr_cfg["methods"], methods, "sr", "experiments.sr.methods")
         sr = sr_setup(sr_cfg, cfg["train"], {ds: datasets[ds] for ds in sr_cfg["datasets"]})
         check_names([sr["reference"]], sr_cfg["methods"], "experiments.sr.reference")
-        sr_runs = [add_run(ds, m, m, methods[m]["params"], s, f"methods.{m}.params", sr=sr)
+        sr_runs = [add_run(ds, m, m, methods[m]["params"], s, f"methods.{m}.params", task=sr)
                    for ds in sr_cfg["datasets"] for m in sr_cfg["methods"] for s in cfg["seeds"]]
         cfg["experiments"]["sr"] = {**sr_cfg, "reference": sr["reference"], "min_gain_db": sr["min_gain_db"]}
+    flow_runs = []
+    if "flows" in cfg["experiments"]:
+        fl_cfg = cfg["experiments"]["flows"]
+        check_names(fl_cfg["datasets"], datasets, "experiments.flows.datasets")
+        check_names(fl_cfg["methods"], methods, "experiments.flows.methods")
+        check_task(fl_cfg["methods"], methods, "flow", "experiments.flows.methods")
+        fl = flows_setup(fl_cfg, cfg["train"], datasets)
+        check_names([fl["reference"]], fl_cfg["methods"], "experiments.flows.reference")
+        flow_runs = [add_run(ds, m, m, methods[m]["params"], s, f"methods.{m}.params", task=fl,
+                             flow_eval={"n_samples": fl["n_samples"], "other": fl["other"].get(ds),
+                                        "n_ood_images": fl["n_ood_images"]})
+                     for ds in fl_cfg["datasets"] for m in fl_cfg["methods"] for s in cfg["seeds"]]
+        cfg["experiments"]["flows"] = {**fl_cfg, **{k: fl[k] for k in ("reference", "temperature", "n_samples", "other",
+                                                                         "n_ood_images")}}
 
     ablations = {}
     for abl_name, abl in cfg["experiments"].get("ablations", {}).items():
         where = f"experiments.ablations.{abl_name}"
         check_names([abl["dataset"]], datasets, f"{where}.dataset")
         check_names(abl["methods"], methods, f"{where}.methods")
+        check_task(abl["methods"], methods, "vae", f"{where}.methods")  # SR and flows runs have no ablations
         tag = abl.get("tag", abl_name)
         points = {}
         for m in abl["methods"]:
@@ -414,7 +489,7 @@ def build_grid(config: dict, check_data: bool = True) -> Grid:
     if "main" in cfg["experiments"]:
         cfg["experiments"]["main"] = {**main_cfg, "reference": reference}
     return Grid(config=cfg, datasets=datasets, methods=methods, runs=runs, main=main,
-                ablations=ablations, evals=evals, convergence=convergence, sr=sr_runs)
+                ablations=ablations, evals=evals, convergence=convergence, sr=sr_runs, flows=flow_runs)
 
 
 def write_grid_files(grid: Grid, runs_tsv: str | Path, config_yaml: str | Path) -> None:

@@ -7,7 +7,9 @@ weights, disabled in the config, a method that did not train) is a row with stat
 and the reason, never a number. Next to `metrics.csv` the run keeps the values behind the means
 (`per_image.csv`), the Inception features (`features.npz`) and `provenance.json`, so any later
 statistic is recomputed without the model. The scoring itself (`blurbench.scoring`) is shared
-with the trivial baselines and the blur ladder: the same code, the same N.
+with the trivial baselines and the blur ladder: the same code, the same N. An SR run is scored on its
+outputs for the test images' LR versions; a flows run on the mean of its samples, with its own rows
+(likelihood, single samples, artifacts, OOD score) from `blurbench.flows.evaluate_run`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from . import layout, plugins, provenance
 from .atomic import atomic_path, write_npz, write_text
 from .config import EvalSpec
 from .data import open_split, to_float, to_uint8
+from .errors import DataError
+from .flows import evaluate_run as flows_eval
 from .metrics import spectra
 from .model import build_model, kl_per_image, pick_device
 from .results_schema import LR_METRICS, PER_IMAGE_FIELDS, RUN_METRICS, generative_metrics
@@ -84,8 +88,12 @@ def run_labels(spec: EvalSpec, prov: dict) -> dict:
 
 def evaluate(spec: EvalSpec, model_path: str | Path, data_dir: str | Path, out_dir: str | Path,
              fid_stats: str | Path | None = None, train_log: str | Path | None = None, threads: int = 1,
-             device: str = "auto") -> list[dict]:
-    """Write every file of `layout.EVAL_FILES` into `out_dir` for one run."""
+             device: str = "auto", other_data: str | Path | None = None) -> list[dict]:
+    """Write every file of `layout.EVAL_FILES` into `out_dir` for one run.
+
+    A flows run (`blurbench.flows.evaluate_run`) also reads `data_dir`'s train split (its OOD score's
+    fit) and, with `other_data`, the other dataset's prepared test split (the `other_dataset` condition).
+    """
     out_dir = Path(out_dir)
     started = provenance.now()
     torch.set_num_threads(threads)
@@ -103,9 +111,14 @@ def evaluate(spec: EvalSpec, model_path: str | Path, data_dir: str | Path, out_d
     dev = pick_device(device)
     test = open_split(Path(data_dir) / layout.split_array("test"))
     x = to_float(test[:])
-    sr = plugins.task_of(plugins.load_method(run.method_plugin)) == "sr"
+    task = plugins.task_of(plugins.load_method(run.method_plugin))
+    sr, flow = task == "sr", task == "flow"
     if sr:
         recon, lr_err, pinv, lr = _super_resolve(run, state, test, ev["batch_size"], dev)
+        samples, rate = None, None
+    elif flow:
+        fs = _sample_flow(spec, state, Path(data_dir), test, other_data, dev)
+        recon, lr_err, lr = fs.mean, fs.lr_err, fs.lr
         samples, rate = None, None
     else:
         model = build_model(run)
@@ -120,8 +133,14 @@ def evaluate(spec: EvalSpec, model_path: str | Path, data_dir: str | Path, out_d
                                         fid_stats=fid_stats, device=dev, samples=samples)
     cut = ev["hfer_cutoff"]
     if sr:
-        add_lr_consistency(rows, lr_err, run)
+        add_lr_consistency(rows, lr_err, _operator_text(run.model), "blurbench.sr.operators")
         rows.unavailable(["rate", *generative_metrics("gen"), "hfer_gen"], "super-resolution: no latent, no prior samples")
+    elif flow:
+        for row in rows.rows:  # so far, the shared scoring's rows: of the sample mean
+            row["note"] = "; ".join(filter(None, [row["note"], flows_eval.sample_mean_note(fs)]))
+        flows_eval.add_rows(rows, fs, x, ev, run.channels, run.resolution, dev)
+        add_lr_consistency(rows, lr_err, f"avgpool x{fs.factor}", "blurbench.flows.sr_flow (Haar null space)",
+                           f"mean over the K = {fs.n_samples} unclamped float32 samples, computed in float64")
     else:
         rows.add("rate", float(rate.mean()), n=len(rate), implementation="closed-form Gaussian KL",
                  version=package_version("torch"), note="KL(q(z|x) || N(0, I)), nats per image")
@@ -131,24 +150,45 @@ def evaluate(spec: EvalSpec, model_path: str | Path, data_dir: str | Path, out_d
         per["rate"] = rate
     add_log_metrics(rows, log_rows(state, train_log))
 
-    # SR has no samples: its third image set is the pseudo-inverse A⁺y of each test image's LR version
-    third = pinv if sr else samples
+    # SR has no samples: its third image set is the pseudo-inverse A⁺y of each test image's LR version;
+    # a flow's is one sample per test image (its first, clamped)
+    third = pinv if sr else fs.first if flow else samples
     third_key = "lr_pinv" if sr else "samples"
     p_data, p_recon, p_third = (spectra.mean_power_spectrum(t) for t in (x, recon, third))
     freqs, raps_data = spectra.radial_average(p_data)
     write_npz(out_dir / layout.SPECTRA, freq=freqs, data=raps_data,
               recon=spectra.radial_average(p_recon)[1], **{third_key: spectra.radial_average(p_third)[1]})
-    write_npz(out_dir / layout.FEATURES, **({} if sr else {"h_gen": h_gen}), **feats)
+    write_npz(out_dir / layout.FEATURES, **({"h_gen": h_gen} if samples is not None else {}), **feats)
     write_npz(out_dir / layout.TRANSFER, **cs.to_arrays())
     k = ev["n_examples"]
     write_npz(out_dir / layout.EXAMPLES, inputs=to_uint8(x[:k]), recon=to_uint8(recon[:k]),
-              **{third_key: to_uint8(third[:k])}, **({"lr": to_uint8(lr[:k])} if sr else {}))
+              **{third_key: to_uint8(third[:k])}, **({"lr": to_uint8(lr[:k])} if sr or flow else {}))
     _save_grid(out_dir / layout.RECON_GRID, torch.cat([x[:k], recon[:k]]), k)
     _save_grid(out_dir / layout.SAMPLES_GRID, third[:k], k)
     write_per_image(out_dir / layout.PER_IMAGE, per)
+    write_npz(out_dir / layout.FLOWS, **(flows_eval.npz_arrays(fs) if flow else {}))
     provenance.write(out_dir / layout.PROVENANCE, prov)
     write_text(out_dir / layout.METRICS, rows.csv_text())
     return rows.rows
+
+
+def _sample_flow(spec: EvalSpec, state: dict, data_dir: Path, test: np.ndarray, other_data, device):
+    """A flows run's samples on its test split and the condition sets (`flows.evaluate_run.sample_run`)."""
+    from .flows.train_run import build_flow
+
+    run, fl = spec.run, spec.evaluate["flows"]
+    flow = build_flow(run)
+    flow.load_state_dict(state["model"])
+    other = None
+    if fl["other"]:
+        if other_data is None:
+            raise DataError(f"{run.run_id}: experiments.flows.other names '{fl['other']}', but no prepared "
+                            "data of it was given (--other-data)")
+        other = to_float(open_split(Path(other_data) / layout.split_array("test"))[:]).double().numpy()
+    return flows_eval.sample_run(flow, test, open_split(data_dir / layout.split_array("train")), other,
+                                 n_samples=fl["n_samples"], temperature=run.model["temperature"], seed=run.seed,
+                                 batch_size=spec.evaluate["batch_size"], device=device, other_name=fl["other"],
+                                 n_ood_images=fl["n_ood_images"])
 
 
 @torch.no_grad()
@@ -175,14 +215,19 @@ def _super_resolve(run, state: dict, images: np.ndarray, batch_size: int, device
     return torch.cat(out), {k: torch.cat(v).numpy() for k, v in err.items()}, torch.cat(pinv), torch.cat(lr)
 
 
-def add_lr_consistency(rows: RowWriter, err: dict, run) -> None:
-    """The LR consistency rows of an SR run (before clamping; float64, so a projection's is round-off)."""
-    m = run.model
-    op = f"{m['operator']} x{m['factor']}" + (f", sigma {m['sigma']:g}" if m.get("sigma") is not None else "")
+def _operator_text(m: dict) -> str:
+    """An SR run's degradation as the LR rows' notes name it: 'avgpool x4', 'gaussian x4, sigma 1.5'."""
+    return f"{m['operator']} x{m['factor']}" + (f", sigma {m['sigma']:g}" if m.get("sigma") is not None else "")
+
+
+def add_lr_consistency(rows: RowWriter, err: dict, operator: str, implementation: str,
+                       how: str = "float64") -> None:
+    """The LR consistency rows of an SR or flows run: per-image errors `err` (LR_METRICS -> (N,)) of the
+    unclamped outputs against y = A x (a projection's or the flow's is then round-off)."""
     for metric, what in zip(LR_METRICS, ("||A x_hat - y||^2 / n (LR pixels; images in [0, 1])",
                                          "||A x_hat - y||^2 / ||y||^2")):
-        rows.add(metric, float(err[metric].mean()), n=len(err[metric]), implementation="blurbench.sr.operators",
-                 version=package_version("blurbench"), note=f"{what}; operator {op}; before clamping, float64")
+        rows.add(metric, float(err[metric].mean()), n=len(err[metric]), implementation=implementation,
+                 version=package_version("blurbench"), note=f"{what}; operator {operator}; before clamping, {how}")
 
 
 def write_per_image(path: Path, per: dict) -> None:
@@ -206,6 +251,7 @@ def _write_empty_artefacts(out_dir: Path) -> None:
     write_npz(out_dir / layout.EXAMPLES)
     write_npz(out_dir / layout.FEATURES)
     write_npz(out_dir / layout.TRANSFER)
+    write_npz(out_dir / layout.FLOWS)
     write_text(out_dir / layout.PER_IMAGE, ",".join(PER_IMAGE_FIELDS) + "\n")
     blank = torch.ones(1, 1, 8, 8)
     _save_grid(out_dir / layout.RECON_GRID, blank, 1)

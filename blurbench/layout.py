@@ -35,8 +35,12 @@ SPECTRA = "spectra.npz"
 TRANSFER = "transfer.npz"   # the cross-spectra S_xx, S_yy, S_yx of test images and reconstructions
 RECON_GRID = "recon.png"
 SAMPLES_GRID = "samples.png"
+# a flows run's per-condition artifact fractions, OOD scores and example samples (`blurbench.flows.
+# evaluate_run`); every other run writes it empty, as a run that did not train writes every file
+FLOWS = "flows.npz"
 EVAL_FILES = {"metrics": METRICS, "per_image": PER_IMAGE, "features": FEATURES, "examples": EXAMPLES,
-              "spectra": SPECTRA, "transfer": TRANSFER, "recon": RECON_GRID, "samples": SAMPLES_GRID, "provenance": PROVENANCE}
+              "spectra": SPECTRA, "transfer": TRANSFER, "recon": RECON_GRID, "samples": SAMPLES_GRID,
+              "provenance": PROVENANCE, "flows": FLOWS}
 def format_value(value) -> str:
     """The one spelling of a value in a name: 0.5 -> '0.5', 1.0 -> '1', 7 -> '7', 1e-4 -> '0.0001',
     True -> 'true' (a switch ablated on and off)."""

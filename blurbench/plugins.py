@@ -37,7 +37,13 @@ def _is_sr_method(value) -> bool:
     return isinstance(value, type) and issubclass(value, SRMethod)
 
 
-TASKS = ("vae", "sr")
+def _is_coupling(value) -> bool:
+    from .flows.coupling import COUPLINGS
+
+    return isinstance(value, str) and value in COUPLINGS
+
+
+TASKS = ("vae", "sr", "flow")
 
 
 def task_of(module: ModuleType) -> str:
@@ -57,6 +63,11 @@ CONTRACT = {
         "validate": (callable, "a function validate(params)"),
         "Method": (lambda v: _is_sr_method(v), "a subclass of blurbench.sr.method_api.SRMethod"),
     },
+    "flow_methods": {  # a method file with TASK = "flow": a coupling of blurbench.flows.sr_flow.SRFlow
+        "PARAMS": (lambda v: isinstance(v, dict), "a dict of default parameters (the coupling's keywords)"),
+        "validate": (callable, "a function validate(params)"),
+        "COUPLING": (_is_coupling, "one of blurbench.flows.coupling.COUPLINGS"),
+    },
     "datasets": {
         "PARAMS": (lambda v: isinstance(v, dict), "a dict of default parameters"),
         "RESOLUTIONS": (lambda v: isinstance(v, (tuple, list)), "a tuple of supported image sizes"),
@@ -74,7 +85,7 @@ def check_contract(kind: str, module: ModuleType, path: Path) -> None:
     if kind == "methods":
         if task_of(module) not in TASKS:
             raise ConfigError(f"{path}: TASK {task_of(module)!r} is unknown; expected one of {', '.join(TASKS)}")
-        contract = "sr_methods" if task_of(module) == "sr" else kind
+        contract = {"sr": "sr_methods", "flow": "flow_methods"}.get(task_of(module), kind)
     for name, (ok, what) in CONTRACT[contract].items():
         if not hasattr(module, name):
             problems.append(f"{name} is missing (expected {what})")
@@ -83,7 +94,8 @@ def check_contract(kind: str, module: ModuleType, path: Path) -> None:
             got = f"class {value.__name__}" if isinstance(value, type) else type(value).__name__
             problems.append(f"{name} is {got}, expected {what}")
     if problems:
-        api = {"methods": "method_api", "sr_methods": "sr/method_api", "datasets": "dataset_api"}[contract]
+        api = {"methods": "method_api", "sr_methods": "sr/method_api", "flow_methods": "flows/__init__",
+               "datasets": "dataset_api"}[contract]
         raise ConfigError(f"{path} is not a valid {kind[:-1]} plugin (see blurbench/{api}.py): "
                           + "; ".join(problems))
 

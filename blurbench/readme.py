@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .config import build_grid, load_yaml
 from .layout import format_value
-from .results_schema import FID_MIN_N
+from .results_schema import FID_MIN_N, FLOW_CONDITIONS
 from .weights import LPIPS_METRIC_NET
 
 BEGIN = "<!-- default-run table: generated from config/config.yaml by `python -m blurbench readme`; do not edit -->"
@@ -40,7 +40,8 @@ def default_run_table(config_path: str | Path) -> str:
         ("datasets", ", ".join(datasets)),
         ("methods", ", ".join(f"`{m}`" for m in main["methods"]) + f"; compared with `{main['reference']}`"),
         ("ablations and controls", "; ".join(ablations) or "none"),
-        ("training", f"{len(grid.runs) - len(grid.sr)} VAE training runs (seeds {cfg['seeds']}), each "
+        ("training", f"{len(grid.runs) - len(grid.sr) - len(grid.flows)} VAE training runs (seeds {cfg['seeds']}), "
+                     "each "
                      f"{train['steps']} optimiser steps of batch {train['batch_size']}, lr {train['lr']}; "
                      f"VAE latent {model['latent_dim']}, widths {model['base_width']}→{model['max_width']}, "
                      f"σ² {model['sigma2']}, β {model['beta']}"),
@@ -64,6 +65,21 @@ def default_run_table(config_path: str | Path) -> str:
                      f"{', '.join(f'`{d}`' for d in sr['datasets'])}, {res}² → {res // spec.model['factor']}² "
                      f"({spec.model['operator']}), {spec.train['steps']} steps, network width "
                      f"{spec.model['width']}, depth {spec.model['depth']}; compared with `{sr['reference']}`"))
+    if grid.flows:
+        fl = cfg["experiments"]["flows"]
+        spec = grid.runs[grid.flows[0]]
+        m = spec.model
+        res = grid.datasets[fl["datasets"][0]]["resolution"]
+        other = "; ".join(f"other dataset of `{d}`: `{o}`" for d, o in fl["other"].items())
+        methods = ", ".join(f"`{x}`" for x in fl["methods"])
+        n_ood = fl["n_ood_images"]
+        rows.append(("conditional flows", f"{len(grid.flows)} flow runs: {methods} on "
+                     f"{', '.join(f'`{d}`' for d in fl['datasets'])}, {res}² → {res // 2 ** m['levels']}² (avgpool), "
+                     f"{spec.train['steps']} steps of batch {spec.train['batch_size']}, {m['n_couplings']} couplings "
+                     f"per level, hidden {m['hidden']}, LR features {m['features']}; K = {fl['n_samples']} samples at "
+                     f"T = {fl['temperature']:g}; artifact rates in distribution and on {len(FLOW_CONDITIONS) - 1} "
+                     f"OOD condition sets ({f'the first {n_ood}' if n_ood else 'all'} test images each)"
+                     f"{'; ' + other if other else ''}; compared with `{fl['reference']}`"))
     lines = ["| | |", "| --- | --- |"] + [f"| {k} | {v} |" for k, v in rows]
     return "\n".join(lines)
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .flows.conditions import IN_DISTRIBUTION, condition_names
+
 # One row per (run, split, metric). Provenance columns say which code and machine made the number.
 ROW_FIELDS = ["run_id", "dataset", "method", "variant", "seed", "split", "metric", "value", "status",
               "reason", "n", "resolution", "channels", "implementation", "version",
@@ -23,6 +25,24 @@ BASELINE_METHOD = "baseline"
 TRIVIAL_BASELINES = ("mean_image", "mean_colour")
 # The SR task's baselines (variants of BASELINE_METHOD): A⁺y and bicubic upsampling of the LR input.
 SR_PINV, SR_BICUBIC = "sr_pinv", "sr_bicubic"
+
+
+# Conditional flows (experiments.flows): a metric measured on one condition set of LR inputs
+# (`blurbench.flows.conditions`) is named `<metric>@<condition>`; on the test split's own LR inputs
+# (in distribution) it keeps its plain name. Every flows run writes a row for every condition (one
+# without an `other` dataset: unavailable, with the reason).
+FLOW_CONDITIONS = condition_names(with_other=True)
+ARTIFACT_METRICS = ("artifact_rate", "artifact_rate_pixel")  # per sample, per pixel (flows.artifacts)
+
+
+def condition_metric(metric: str, condition: str) -> str:
+    """The metrics.csv name of `metric` on one condition set: `artifact_rate@noise_0.1`."""
+    return metric if condition == IN_DISTRIBUTION else f"{metric}@{condition}"
+
+
+def _condition_label(condition: str) -> str:
+    return "in distribution" if condition == IN_DISTRIBUTION else condition.replace("_", " ")
+
 
 # FID with fewer images than this is biased upward and its covariance is rank-deficient.
 FID_MIN_N = 2048
@@ -72,6 +92,19 @@ METRICS = {
     # super-resolution: consistency of the output with its LR input, before clamping
     "lr_mse": Metric("LR MSE", "min", 2, "set"),
     "lr_rel": Metric("LR rel. error", "min", 2, "set"),
+    # conditional flows: NLL of the test images' null-space coordinates, single samples at the
+    # run's temperature (clamped), the spread of K samples, artifact rates per condition set (on
+    # unclamped samples) and how well the Mahalanobis OOD score predicts an artifact
+    "nll_bpd": Metric("NLL (bits/dim)", "min", 3, "per_image"),
+    "psnr_sample": Metric("PSNR (1 sample)", "max", 2, "per_image"),
+    "ssim_sample": Metric("SSIM (1 sample)", "max", 3, "per_image"),
+    "lpips_sample": Metric("LPIPS (1 sample)", "min", 3, "per_image"),
+    "diversity_std": Metric("diversity (pixel std)", "info", 4, "per_image"),
+    **{condition_metric(m, c): Metric(f"{label} ({_condition_label(c)})", "min", 3, "per_image")
+       for c in FLOW_CONDITIONS for m, label in zip(ARTIFACT_METRICS, ("artifacts", "artifact pixels"))},
+    "ood_auroc": Metric("OOD AUROC", "info", 3, "set"),
+    "ood_spearman": Metric("OOD Spearman ρ", "info", 3, "set"),
+    "ood_artifacts": Metric("inputs with an artifact", "info", 0, "set"),
     "fid_gen": Metric("FID-gen", "min", 1, "set"),
     "kid_gen": Metric("KID-gen", "min", 4, "set"),
     "prdc_gen_precision": Metric("precision-gen", "max", 3, "set"),
@@ -108,6 +141,15 @@ LR_METRICS = ("lr_mse", "lr_rel")
 # The SR table: fidelity, consistency with the LR input, then sharpness.
 SR_METRICS = ["ssim", "psnr", *LR_METRICS, "lpips", "fid_recon", "kid_recon", "detail_hf", "added_hf",
               "equiv_blur"]
+# What evaluation adds for a flows run (`blurbench.flows.evaluate_run`), in this order; its RUN_METRICS
+# are of the sample mean over K samples (rate and the samples' generation metrics: unavailable).
+OOD_METRICS = ["ood_auroc", "ood_spearman", "ood_artifacts"]
+FLOW_METRICS = (["nll_bpd", "psnr_sample", "ssim_sample", "lpips_sample", "diversity_std"]
+                + [condition_metric(m, c) for c in FLOW_CONDITIONS for m in ARTIFACT_METRICS] + OOD_METRICS)
+# The flows table: likelihood, quality of the sample mean and of one sample, diversity, then the
+# artifact rate per condition set; the flows_ood table; the paired comparison's cells.
+FLOWS_ARTIFACT_COLUMNS = [condition_metric("artifact_rate", c) for c in FLOW_CONDITIONS]
+FLOWS_TABLE_METRICS = ["nll_bpd", "psnr", "ssim", "lpips", "psnr_sample", "diversity_std", *FLOWS_ARTIFACT_COLUMNS]
 # The controls table and the rate figure: sharpness against rate (is it more than a change of β?).
 CONTROL_METRICS = ["rate", "gain", "psnr", "detail_hf", "added_hf", "lpips", "fid_recon", "kid_recon", "fid_gen"]
 COMPARISON_METRICS = ["mse", "psnr", "ssim", "lpips", *generative_metrics("recon"), "detail_hf", "added_hf",
@@ -119,6 +161,19 @@ SIGMA2_SWEEP_PARAM = "sigma2_divisor"
 
 # Columns of a run's `eval/per_image.csv`: one row per test image, the values behind the means.
 PER_IMAGE_FIELDS = ["image", "mse", "psnr", "ssim", "lpips", "rate", "hf_recon", "hf_data", "detail_hf", "added_hf"]
+# Arrays of a flows run's `eval/flows.npz`, per condition set c (`flows_key(kind, c)`): per LR input,
+# the fraction of its K samples with an artifact ("artifacts") and of their pixels ("pixels") and its
+# OOD score ("score"); the first few LR inputs ("lr") and one unclamped sample of each ("samples").
+# Beside them: "conditions" (the sets, in order), "n_samples" (K), "temperature" and "shrinkage" (the
+# Ledoit-Wolf δ of the OOD score's covariance).
+FLOWS_KINDS = ("artifacts", "pixels", "score", "lr", "samples")
+
+
+def flows_key(kind: str, condition: str) -> str:
+    """The flows.npz array of `kind` (FLOWS_KINDS) on one condition set: `artifacts__noise_0.1`."""
+    if kind not in FLOWS_KINDS:
+        raise ValueError(f"kind {kind!r} of a flows run's arrays: expected one of {', '.join(FLOWS_KINDS)}")
+    return f"{kind}__{condition}"
 
 
 def metric_header(metric: str) -> str:

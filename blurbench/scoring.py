@@ -73,24 +73,26 @@ def csv_text(rows: list[dict], fields: list[str]) -> str:
     return buf.getvalue()
 
 
-def lpips_scores(rows: RowWriter, x, y, ev: dict, channels: int, resolution: int, device) -> np.ndarray | None:
+def lpips_scores(rows: RowWriter, x, y, ev: dict, channels: int, resolution: int, device,
+                 metric: str = "lpips") -> np.ndarray | None:
+    """Per-image LPIPS of `y` against the test images `x`, and its row `metric` (or why it is unavailable)."""
     if not ev["lpips"]:
-        rows.add("lpips", reason="disabled in config (evaluate.lpips: false)")
+        rows.add(metric, reason="disabled in config (evaluate.lpips: false)")
         return None
     from .metrics import lpips_metric
 
     net = LPIPS_METRIC_NET
     if resolution < lpips_metric.MIN_SIZE[net]:
-        rows.add("lpips", reason=f"images of {resolution}x{resolution} are smaller than "
-                                 f"LPIPS-{net}'s minimum of {lpips_metric.MIN_SIZE[net]} pixels")
+        rows.add(metric, reason=f"images of {resolution}x{resolution} are smaller than "
+                                f"LPIPS-{net}'s minimum of {lpips_metric.MIN_SIZE[net]} pixels")
         return None
     try:
         d = lpips_metric.lpips_distances(y, x, net=net, batch_size=ev["batch_size"], device=device)
         proto = lpips_metric.info(net)
     except WeightsUnavailable as e:
-        rows.add("lpips", reason=str(e))
+        rows.add(metric, reason=str(e))
         return None
-    rows.add("lpips", float(np.mean(d)), n=len(d), note="single channel replicated" if channels == 1 else "",
+    rows.add(metric, float(np.mean(d)), n=len(d), note="single channel replicated" if channels == 1 else "",
              **proto)
     return d
 

@@ -45,12 +45,12 @@ VAE_STUDY = Study(
         "datasets": {"mri": {"train": {"steps": 1800}}},
         "experiments": {"convergence": {"factor": 2, "threshold_db": 0.1}},
     },
-    removed=("experiments.ablations.eps", "experiments.ablations.kernel_size", "experiments.sr"),
+    removed=("experiments.ablations.eps", "experiments.ablations.kernel_size", "experiments.sr", "experiments.flows"),
     header=("# The converged CPU study: the main grid and the beta controls on the embedded data, 3 seeds,\n"
             "# models past the fidelity floor, each main run checked against twice its steps (convergence)\n"
             "# and evaluated at 1/8, 1/4, 1/2 of its steps (the budget table and figures).\n"
-            "# Left out: the eps, kernel_size ablations and the SR task (config/sr.yaml). Measured: see README,\n"
-            "# \"What this harness finds\".\n"
+            "# Left out: the eps, kernel_size ablations, the SR task (config/sr.yaml) and the flows. Measured:\n"
+            "# see README, \"What this harness finds\".\n"
             "#   snakemake --cores 2 all_tables --configfile config/study.yaml\n"),
 )
 
@@ -61,11 +61,12 @@ SR_STUDY = Study(
         "seeds": [0, 1, 2],
         "experiments": {"sr": {"datasets": ["shapes64", "mri64"],
                                "methods": ["mse", "aff_mse", "aff_blur", "aff_gan", "soft_gan"],
-                               "train": {"steps": 2000}}},
+                               "train": {"steps": 3000}}},
     },
-    added={"datasets": {"mri64": {"plugin": "mri", "resolution": 64}}},
-    removed=("experiments.main", "experiments.ablations", "datasets.shapes", "datasets.mri", "datasets.photos",
-             "datasets.deadleaves"),
+    added={"datasets": {"mri64": {"plugin": "mri", "resolution": 64}},
+           "experiments": {"sr": {"train": {"schedule": "cosine", "lr": 3.0e-3}}}},
+    removed=("experiments.main", "experiments.ablations", "experiments.flows", "datasets.shapes", "datasets.mri",
+             "datasets.photos", "datasets.deadleaves"),
     header=("# The super-resolution study: mse, aff_mse, aff_blur, aff_gan and soft_gan, x4 (64² -> 16²) on the\n"
             "# embedded shapes and mri, 3 seeds; no VAE runs. Measured: see README, \"Super-resolution\".\n"
             "#   snakemake --cores 2 all_tables --configfile config/sr.yaml\n"),

@@ -144,7 +144,7 @@ def _save_probe(path: Path, probes: list[dict], steps: list[int], extra: dict) -
 def train(spec: RunSpec, data_dir: str | Path, out_dir: str | Path, ckpt_path: str | Path,
           threads: int = 1, device: str = "auto", log=print) -> dict:
     """Train `spec` for `train.steps` optimiser steps on `data_dir/train.npy` (an SR method's run:
-    `blurbench.sr.train_run`, the same files).
+    `blurbench.sr.train_run`, a flow method's: `blurbench.flows.train_run`; the same files).
 
     Writes model.pt, train_log.csv (one row per `train.log_every` steps and at each budget step, with
     the monitor split's loss and PSNR), probe.npz, provenance.json and the budget states (the full
@@ -152,8 +152,13 @@ def train(spec: RunSpec, data_dir: str | Path, out_dir: str | Path, ckpt_path: s
     log row.
     """
     data_dir, out_dir, ckpt_path = Path(data_dir), Path(out_dir), Path(ckpt_path)
-    if plugins.task_of(plugins.load_method(spec.method_plugin)) == "sr":
+    task = plugins.task_of(plugins.load_method(spec.method_plugin))
+    if task == "sr":
         from .sr.train_run import train_run
+
+        return train_run(spec, data_dir, out_dir, ckpt_path, threads=threads, device=device, log=log)
+    if task == "flow":
+        from .flows.train_run import train_run
 
         return train_run(spec, data_dir, out_dir, ckpt_path, threads=threads, device=device, log=log)
     started = provenance.now()

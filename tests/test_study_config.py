@@ -37,6 +37,7 @@ def test_a_change_to_the_default_reaches_the_study_and_only_the_overrides_differ
     expected["evaluate"]["budget"] = True
     del expected["experiments"]["ablations"]["eps"], expected["experiments"]["ablations"]["kernel_size"]
     del expected["experiments"]["sr"]  # the SR task has its own study
+    del expected["experiments"]["flows"]  # and the flows are in neither study
     assert study == expected
     assert default["experiments"]["ablations"].keys() >= {"eps", "kernel_size"}  # the input is not mutated
 
@@ -87,6 +88,6 @@ def test_the_sr_study_trains_every_sr_method_on_both_datasets_and_no_vae():
 
 def test_a_config_with_neither_study_is_refused():
     config = load_yaml(DEFAULT)
-    del config["experiments"]["main"], config["experiments"]["sr"]
-    with pytest.raises(ConfigError, match=r"'experiments': neither 'main'.*nor 'sr'"):
+    del config["experiments"]["main"], config["experiments"]["sr"], config["experiments"]["flows"]
+    with pytest.raises(ConfigError, match=r"'experiments': none of 'main'.*'sr'.*and 'flows'"):
         build_grid(config, check_data=False)

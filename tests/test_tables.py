@@ -145,7 +145,7 @@ def test_write_tables_all_formats_no_blank_cells(tmp_path):
     ablations = {"eps": {"dataset": "d1", "methods": ["a", "b"], "param": "blur.eps", "tag": "eps",
                          "values": [0.5, 1.0]}}
     paths = T.write_tables(S.load_metrics(csv_path), tmp_path / "tables", ablations, MAIN)
-    names = T.table_names(ablations)
+    names = T.table_names(ablations, main=MAIN)
     assert names == ["reconstruction", "generation", "ablation_eps"]
     assert [p.name for p in paths] == [f"{n}.{ext}" for n in names for ext in ("csv", "md", "tex", "html")]
     assert sorted(p.name for p in (tmp_path / "tables").iterdir()) == sorted(p.name for p in paths)

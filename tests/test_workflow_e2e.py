@@ -13,7 +13,8 @@ import pytest
 
 from blurbench import comparison, convergence, layout
 from blurbench.config import CONVERGENCE_TAG
-from blurbench.results_schema import BASELINE_METHOD, PER_IMAGE_FIELDS, RUN_METRICS, generative_metrics
+from blurbench.results_schema import (BASELINE_METHOD, FLOW_METRICS, FLOWS_ARTIFACT_COLUMNS, LR_METRICS,
+                                      PER_IMAGE_FIELDS, RUN_METRICS, generative_metrics)
 from workflow_helpers import REPO, TINY, snakemake
 
 pytestmark = pytest.mark.slow
@@ -47,7 +48,8 @@ def test_cores_beyond_the_machine_run_no_more_jobs_at_once_than_it_has(run):
 
 MAIN_METHODS = ["l2", "perceptual", "focal_frequency", "blur_per_image"]
 SR_METHODS = ["mse", "aff_mse"]
-RUN_VARIANTS = {*MAIN_METHODS, "blur_per_image__eps0.5", "l2__g4", *SR_METHODS}
+FLOW_METHODS = ["flow_affine", "flow_spline"]
+RUN_VARIANTS = {*MAIN_METHODS, "blur_per_image__eps0.5", "l2__g4", *SR_METHODS, *FLOW_METHODS}
 N_TRAINED = len(RUN_VARIANTS) + len(MAIN_METHODS)  # and each main method at twice the steps (convergence)
 
 
@@ -55,7 +57,9 @@ def test_metrics_csv_is_tidy_finite_and_complete(run):
     df = pd.read_csv(run / "metrics.csv", keep_default_na=False)
     runs = df[(df["method"] != BASELINE_METHOD) & (df["metric"] != convergence.METRIC)]
     assert set(runs["variant"]) == RUN_VARIANTS  # the longer convergence runs are trained, not evaluated
-    assert len(runs) == len(RUN_VARIANTS) * len(RUN_METRICS) + 2 * len(SR_METHODS)  # and the SR runs' LR rows
+    # and the SR runs' LR rows, the flows runs' LR and flows rows
+    assert len(runs) == (len(RUN_VARIANTS) * len(RUN_METRICS) + len(LR_METRICS) * len(SR_METHODS)
+                         + (len(LR_METRICS) + len(FLOW_METRICS)) * len(FLOW_METHODS))
     checks = df[df["metric"] == convergence.METRIC]  # one per main method, labelled with its seed-0 run
     assert sorted(checks["variant"]) == sorted(MAIN_METHODS) and set(checks["split"]) == {"monitor"}
     ok = df[df["status"] == "ok"]
@@ -66,6 +70,10 @@ def test_metrics_csv_is_tidy_finite_and_complete(run):
         expected = set(RUN_METRICS) - {"gain", "equiv_blur"}
         if variant in SR_METHODS:
             expected = expected - no_samples | {"lr_mse", "lr_rel"}
+        if variant in FLOW_METHODS:  # no other dataset in TINY; AUROC needs inputs with and without artifacts
+            expected = (expected - no_samples | {"lr_mse", "lr_rel", "nll_bpd", "psnr_sample", "ssim_sample",
+                                                 "lpips_sample", "diversity_std", "artifact_rate",
+                                                 "artifact_rate_pixel"})
         assert expected <= got, variant
     assert (ok["n"] > 0).all() and set(ok[ok["metric"] == "fid_recon"]["n"]) == {16}
     assert ok[ok["metric"].isin(["fid_recon", "lpips"])]["weights_source"].str.len().min() > 0
@@ -144,6 +152,18 @@ def test_a_tiny_sr_run_goes_through_all_tables(run):
     assert adequacy.loc["deadleaves/aff_mse/seed0", "best_baseline"] == "sr_bicubic"
 
 
+def test_a_tiny_flows_run_goes_through_all_tables_and_all_figures(run):
+    """The flows share the train and evaluate rules: both couplings are rows of the flows tables, the
+    paired comparison has a cell per condition set against flow_affine, and the samples figure is drawn."""
+    md = (run / "tables" / "flows.md").read_text()
+    assert "| deadleaves | flow_affine" in md and "| deadleaves | flow_spline" in md and "nan" not in md
+    assert "| deadleaves | flow_spline" in (run / "tables" / "flows_ood.md").read_text()
+    table = pd.read_csv(run / "tables" / "comparison_flows.csv", keep_default_na=False)
+    assert set(table["method"]) == {"flow_spline"} and set(table["reference"]) == {"flow_affine"}
+    assert list(table["metric"]) == FLOWS_ARTIFACT_COLUMNS
+    assert (run / "figures" / "flows_deadleaves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_budget_ladder_table_and_figure_from_the_full_runs_states(run):
     table = pd.read_csv(run / "tables" / "budget.csv", keep_default_na=False)
     assert sorted(set(table["step"])) == [1, 2, 4, 8]  # 1/8, 1/4, 1/2 and all of the 8 steps
@@ -181,7 +201,7 @@ def test_changing_evaluation_device_or_threads_retrains_nothing(run):
 
 def test_changing_model_train_or_a_method_param_retrains_exactly_the_affected_runs(run):
     workdir = run.parent
-    vae_only = N_TRAINED - len(SR_METHODS)  # the SR runs have their own network
+    vae_only = N_TRAINED - len(SR_METHODS) - len(FLOW_METHODS)  # the SR and flows runs have their own networks
     assert _dry_run_jobs(workdir, {**TINY, "model": {**TINY["model"], "latent_dim": 6}})["train"] == vae_only
     assert _dry_run_jobs(workdir, {**TINY, "train": {**TINY["train"], "lr": 2e-3}})["train"] == N_TRAINED
     methods = copy.deepcopy(TINY["methods"])

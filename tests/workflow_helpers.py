@@ -19,7 +19,7 @@ TINY = {
                                 "params": {"n_train": 128, "n_test": 32, "channels": 1}}},
     "methods": {"l2": {}, "perceptual": {}, "focal_frequency": {},
                 "blur_per_image": {"plugin": "blur_wiener", "params": {"kernel": {"size": 3}}},
-                "mse": {}, "aff_mse": {}},
+                "mse": {}, "aff_mse": {}, "flow_affine": {}, "flow_spline": {}},
     "experiments": {"main": {"datasets": ["deadleaves"],
                              "methods": ["l2", "perceptual", "focal_frequency", "blur_per_image"]},
                     "ablations": {"eps": {"dataset": "deadleaves", "methods": ["blur_per_image"],
@@ -28,7 +28,10 @@ TINY = {
                                              "param": "sigma2_divisor", "tag": "g", "values": [1, 4]}},
                     "convergence": {"factor": 2, "threshold_db": 0.1},
                     "sr": {"datasets": ["deadleaves"], "methods": ["mse", "aff_mse"],
-                           "operator": {"name": "avgpool", "factor": 4}, "network": {"width": 8, "depth": 1}}},
+                           "operator": {"name": "avgpool", "factor": 4}, "network": {"width": 8, "depth": 1}},
+                    "flows": {"datasets": ["deadleaves"], "methods": ["flow_affine", "flow_spline"],
+                              "network": {"n_couplings": 1, "hidden": 4, "features": 4}, "n_samples": 2,
+                              "n_ood_images": 8}},
     "evaluate": {"n_fid": 16, "batch_size": 16, "n_examples": 4, "budget": True},
 }
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..layout import format_value
+from ..layout import METRICS as METRICS_CSV, format_value
 from ..results_schema import (ABLATION_METRICS, BASELINE_METHOD, BASELINE_METRICS, COMPARISON_METRICS,
-                              CONTROL_METRICS, FID_MIN_N, GEN_METRICS, METRICS, RECON_METRICS, SR_BICUBIC,
-                              LR_METRICS, SR_COMPARISON_METRICS, SR_METRICS, SR_PINV,
+                              CONTROL_METRICS, FID_MIN_N, FLOWS_TABLE_METRICS, GEN_METRICS, METRICS, OOD_METRICS,
+                              RECON_METRICS, SR_BICUBIC, LR_METRICS, SR_COMPARISON_METRICS, SR_METRICS, SR_PINV,
                               metric_header)
 from ..comparison import ADJUSTMENT, NO_VERDICT
 from .render import Cell, Footnotes, Table, atomic_write_text, write_table
@@ -266,16 +266,26 @@ def comparison_table(comparison, main: dict, name: str = "comparison") -> Table:
 
 
 COMPARISONS = {"comparison": COMPARISON_METRICS, "comparison_sr": SR_COMPARISON_METRICS}  # name -> its metrics
+# The flows task's comparison: artifact rates per condition set (`comparison.compare_flows`), not metrics.csv cells.
+FLOWS_COMPARISON = "comparison_flows"
 
 
 def write_comparison(files: dict, main: dict, out_dir: Path, n_boot: int, n_boot_set: int,
                      name: str = "comparison") -> list[Path]:
     """results/tables/<name>.{csv,md,tex,html}: `comparison` of the VAE task, `comparison_sr` of the SR
     task (`files`: see `comparison.compare`; `main`: the experiment's datasets, methods, reference)."""
-    from ..comparison import compare
+    from ..comparison import compare, compare_flows
 
-    comparison = compare(files, main["reference"], n_boot, n_boot_set, COMPARISONS[name])
-    return write_table(comparison_table(comparison, main, name), comparison, out_dir)
+    if name == FLOWS_COMPARISON:
+        comparison = compare_flows(files, main["reference"], n_boot)
+        table = comparison_table(comparison, main, name)
+        table.legend += (" Here each cell is an artifact rate per condition set: per LR input the fraction of its "
+                         "K samples with an artifact (unclamped), paired by input and latent draws across couplings "
+                         "of a seed (the flows table's legend defines the sets).")
+    else:
+        comparison = compare(files, main["reference"], n_boot, n_boot_set, COMPARISONS[name])
+        table = comparison_table(comparison, main, name)
+    return write_table(table, comparison, out_dir)
 
 
 def sr_table(df, sr: dict):
@@ -320,14 +330,54 @@ def sr_table(df, sr: dict):
     return table, pd.concat([summary, base.assign(best=False)], ignore_index=True)
 
 
-def table_names(ablations: dict, sr: dict | None = None, main: dict | None = None) -> list[str]:
+FLOWS_LEGEND = (
+    " Each run draws K = {k} samples per LR input at temperature {t:g} (z ∼ N(0, T² I)); PSNR, SSIM and LPIPS "
+    "are of the sample mean (the K samples, each clamped to [0, 1], averaged), 'PSNR (1 sample)' of the first "
+    "sample, clamped; diversity is the per-pixel std across the K samples. NLL: bits per null-space dimension "
+    "of the test images (bins of 1/256). Artifacts (Hong et al.'s criterion, on the unclamped samples): the "
+    "fraction of samples with a pixel > 1.5, < −0.5 or non-finite, on the test split's LR inputs (in "
+    "distribution) and on condition sets built from them: noise σ (Gaussian noise added), contrast k (scaled "
+    "about each image's mean), inverted (1 − y), other dataset (that dataset's test images, area-resized to "
+    "the LR size, grey ↔ RGB converted), constant (each image's mean colour), saturated (thresholded at 0.5); "
+    "none clamped; each set from {ood_images}. A flow's samples satisfy A x̂ = y, so an LR input already outside "
+    "the bounds forces an artifact whatever the coupling (each row's note in {metrics} says how many inputs of the "
+    "set are). {reference} is the reference of comparison_flows (each coupling's artifact rate − "
+    "its, paired).")
+
+
+def flows_tables(df, flows: dict) -> list[tuple[Table, object]]:
+    """(Table, summary) of the flows table (rows dataset × flow method: NLL, quality of the sample mean
+    and of one sample, diversity, the artifact rate per condition set) and of flows_ood (the OOD score
+    against artifacts)."""
+    flows_table, flows_summary = main_table(df, flows, FLOWS_TABLE_METRICS, "flows",
+                                            "Conditional flows for ×4 SR: likelihood, samples and artifacts")
+    flows_table.legend += FLOWS_LEGEND.format(k=flows["n_samples"], t=flows["temperature"],
+                                              reference=flows["reference"],
+                                              metrics=METRICS_CSV, ood_images=(
+                                                  f"the first {flows['n_ood_images']} test images"
+                                                  if flows.get("n_ood_images") else "every test image"))
+    ood_table, ood_summary = main_table(df, flows, OOD_METRICS, "flows_ood",
+                                        "Conditional flows: does the OOD score predict an artifact?")
+    ood_table.legend += (
+        " Score: the Mahalanobis distance of the LR conditioner's pooled features of an input from those of "
+        "training LR inputs (Ledoit–Wolf shrunk covariance), against 'any of the input's K samples has an "
+        "artifact', every condition set's inputs pooled (in distribution and each set of the flows table): "
+        "AUROC (0.5: chance) and Spearman ρ, n/a when no input (or every input) produced an artifact; 'inputs "
+        "with an artifact' counts them, of the N in the protocol notes.")
+    return [(flows_table, flows_summary), (ood_table, ood_summary)]
+
+
+def table_names(ablations: dict, sr: dict | None = None, main: dict | None = None,
+                flows: dict | None = None) -> list[str]:
     """File stems the tables rule writes (each as .csv, .md, .tex, .html); no VAE tables without `main`."""
     return (["reconstruction", "generation"] * bool(main) + [f"ablation_{n}" for n in ablations]
-            + ["controls"] * bool(sweep_ablations(ablations)) + ["sr"] * bool(sr))
+            + ["controls"] * bool(sweep_ablations(ablations)) + ["sr"] * bool(sr)
+            + ["flows", "flows_ood"] * bool(flows))
 
 
 def build_tables(df, ablations: dict, main: dict | None, min_gain_db: float = 3.0,
-                 threshold_db: float | None = None, sr: dict | None = None) -> list[tuple[Table, object]]:
+                 threshold_db: float | None = None, sr: dict | None = None,
+                 flows: dict | None = None) -> list[tuple[Table, object]]:
     """All (Table, summary) pairs in `table_names` order, from the rows `load_metrics` gives."""
     out = [main_table(df, main, RECON_METRICS, "reconstruction", "Reconstruction (test images, z = μ(x))",
                       min_gain_db=min_gain_db, threshold_db=threshold_db),
@@ -337,6 +387,8 @@ def build_tables(df, ablations: dict, main: dict | None, min_gain_db: float = 3.
         out.append(controls_table(df, ablations))
     if sr:
         out.append(sr_table(df, sr))
+    if flows:
+        out += flows_tables(df, flows)
     return out
 
 
@@ -352,9 +404,9 @@ def write_adequacy(df, out: Path, min_gain_db: float, floor_sigma: float, refere
 
 
 def write_tables(df, out_dir: Path, ablations: dict, main: dict | None, min_gain_db: float = 3.0,
-                 threshold_db: float | None = None, sr: dict | None = None) -> list[Path]:
+                 threshold_db: float | None = None, sr: dict | None = None, flows: dict | None = None) -> list[Path]:
     """Write every table as CSV, Markdown, LaTeX and HTML into `out_dir`; return the paths."""
     paths = []
-    for table, summary in build_tables(df, ablations, main, min_gain_db, threshold_db, sr):
+    for table, summary in build_tables(df, ablations, main, min_gain_db, threshold_db, sr, flows):
         paths += write_table(table, summary, out_dir)
     return paths

@@ -126,6 +126,7 @@ def weights_needed():
 # ---- tables and figures: which files, which runs, which captions
 from blurbench.budget import figure_names as budget_figure_names
 from blurbench.figures import figure_names, sr_figure_names
+from blurbench.flows.figure import figure_names as flows_figure_names
 from blurbench.tables import table_names
 
 EXPERIMENTS = GRID.config["experiments"]
@@ -136,7 +137,7 @@ ABLATIONS = EXPERIMENTS.get("ablations", {})
 # Methods whose probe.npz holds per-image kernels (the kernel-evolution figure, the paper's Fig. 2).
 KERNEL_METHODS = [m for m in MAIN["methods"] if GRID.methods[m]["params"].get("kernel", {}).get("mode") == "per_image"]
 FIGURE_SEED = min(GRID.config["seeds"])  # qualitative grids, spectra, kernels, curves: one seed
-TABLES = table_names(ABLATIONS, EXPERIMENTS.get("sr"), EXPERIMENTS.get("main"))
+TABLES = table_names(ABLATIONS, EXPERIMENTS.get("sr"), EXPERIMENTS.get("main"), EXPERIMENTS.get("flows"))
 FIGURES = figure_names(MAIN, ABLATIONS, KERNEL_METHODS)
 
 
@@ -206,6 +207,41 @@ SR_FIGURE_FILES = (
     else {}
 )
 SR_FIGURES = sr_figure_names(SR)
+FLOWS = EXPERIMENTS.get("flows")  # conditional flows for SR, when configured
+# The flows comparison's inputs: per flows dataset, method and seed, the run's flows.npz; the flows
+# figure's: those of FIGURE_SEED.
+FLOWS_COMPARISON_FILES = (
+    {
+        d: {
+            "runs": {
+                m: {str(s): {"flows": layout.eval_file(d, m, s, "flows")} for s in GRID.config["seeds"]}
+                for m in FLOWS["methods"]
+            }
+        }
+        for d in FLOWS["datasets"]
+    }
+    if FLOWS
+    else {}
+)
+FLOWS_FIGURE_FILES = (
+    {d: {m: layout.eval_file(d, m, FIGURE_SEED, "flows") for m in FLOWS["methods"]} for d in FLOWS["datasets"]}
+    if FLOWS
+    else {}
+)
+FLOWS_FIGURES = flows_figure_names(FLOWS)
+
+
+def flow_eval_input(wildcards):
+    """A flows run's evaluation also reads its dataset's train split (the OOD score's fit) and the other
+    dataset's test split (the other_dataset condition); other runs read neither."""
+    rid = _run_id(wildcards)
+    if rid not in GRID.flows:
+        return {}
+    other = GRID.evals[rid].evaluate["flows"]["other"]
+    return {
+        "train": layout.data_file(wildcards.dataset, "train"),
+        **({"other": layout.data_file(other, "test")} if other else {}),
+    }
 
 
 def files_of(tree):

@@ -4,6 +4,7 @@
 
 rule evaluate:
     input:
+        unpack(flow_eval_input),
         model=RUN_FILE["model"],
         train_log=RUN_FILE["train_log"],
         test=SPLIT["test"],
@@ -26,9 +27,10 @@ rule evaluate:
         data_dir=lambda wc, input: os.path.dirname(input.test),
         out_dir=lambda wc, output: os.path.dirname(output.metrics),
         fid_flag=lambda wc, input: f"--fid-stats {input.fid_stats}" if input.fid_stats else "",
+        other_flag=lambda wc, input: f"--other-data {os.path.dirname(input.other)}" if "other" in input.keys() else "",
     shell:
         "python -m blurbench evaluate --spec {params.spec:q} --model {input.model:q} "
-        "--data {params.data_dir:q} {params.fid_flag} "
+        "--data {params.data_dir:q} {params.fid_flag} {params.other_flag} "
         "--train-log {input.train_log:q} --out {params.out_dir:q} "
         "--threads {threads} --device {DEVICE} > {log:q} 2>&1"
 

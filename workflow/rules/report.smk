@@ -108,7 +108,8 @@ rule timing:
             for rule in ("prepare", "baselines") + (("fid_stats",) if GRID.config["evaluate"]["fid"] else ())
         ]
         + ([layout.benchmark_file("comparison")] if HAS_MAIN else [])
-        + ([layout.benchmark_file("comparison_sr")] if SR else []),
+        + ([layout.benchmark_file("comparison_sr")] if SR else [])
+        + ([layout.benchmark_file("comparison_flows")] if FLOWS else []),
     output:
         layout.timing_csv(),
     log:
@@ -129,6 +130,7 @@ rule all_tables:
         rules.timing.output,
         rules.budget.output if GRID.config["evaluate"]["budget"] else [],
         rules.comparison_sr.output if SR else [],
+        rules.comparison_flows.output if FLOWS else [],
 
 
 onsuccess:
@@ -171,6 +173,7 @@ rule all_figures:
     input:
         rules.figures.output if HAS_MAIN else [],
         rules.figures_sr.output if SR else [],
+        rules.figures_flows.output if FLOWS else [],
 
 
 rule toys:
