@@ -146,8 +146,12 @@ class Grid:
         """What a dataset's trivial baselines and blur ladder depend on (the baselines rule's params)."""
         d = self.datasets[dataset]
         ev = self.config["evaluate"]
+        # the blur ladder serves the VAE tables (floor, equivalent-blur rows, transfer figure): a dataset
+        # only the SR or flows task uses is judged against its own baselines (bicubic, A⁺y), not the ladder
+        tasks = set(self.sr) | set(self.flows)
+        vae = any(r.dataset == dataset for rid, r in self.runs.items() if rid not in tasks)
         spec = {"dataset": dataset, "resolution": d["resolution"], "channels": d["channels"],
-                "blur_ladder": ev["blur_ladder"], **{k: ev[k] for k in EVALUATE_KEYS}}
+                "blur_ladder": ev["blur_ladder"] if vae else [], **{k: ev[k] for k in EVALUATE_KEYS}}
         sr = [self.runs[r] for r in self.sr if self.runs[r].dataset == dataset]
         if sr:  # the SR task's baselines need its operator
             spec["sr_operator"] = {k: sr[0].model[k] for k in ("operator", "factor", "sigma")}

@@ -38,7 +38,6 @@ VAE_STUDY = Study(
         "model": {"latent_dim": 128},
         "train": {"steps": 3600, "lr": 3.0e-3, "schedule": "cosine"},
         "datasets": {"shapes": {"params": {"n_train": 16384}}},
-        "experiments": {"ablations": {"sigma2": {"values": [1, 4, 16]}}},
         "evaluate": {"budget": True},
     },
     added={

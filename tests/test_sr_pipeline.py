@@ -41,6 +41,12 @@ def test_the_grid_adds_sr_runs_with_the_operator_and_network(prepared):
     spec = grid.runs["toy/aff_mse/seed0"]
     assert spec.model == {"operator": "avgpool", "factor": 4, "sigma": None, "width": 8, "depth": 1}
     assert spec.train["steps"] == 10 and grid.config["experiments"]["sr"]["reference"] == "mse"
+    # the blur ladder serves the VAE tables: a dataset only SR uses is scored without it
+    assert grid.baseline_spec("toy")["blur_ladder"] == grid.config["evaluate"]["blur_ladder"]  # toy has l2 too
+    sr_only = build_grid({**CFG, "datasets": {**CFG["datasets"], "toy64": {"plugin": "toy", "resolution": 16}},
+                          "experiments": {**CFG["experiments"], "sr": {**CFG["experiments"]["sr"], "datasets": ["toy64"]}}})
+    spec64 = sr_only.baseline_spec("toy64")
+    assert spec64["blur_ladder"] == [] and spec64["sr_operator"]["factor"] == 4
 
 
 @pytest.mark.parametrize("change, match", [

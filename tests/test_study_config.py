@@ -32,7 +32,6 @@ def test_a_change_to_the_default_reaches_the_study_and_only_the_overrides_differ
     expected["train"].update(steps=3600, lr=3e-3, schedule="cosine")
     expected["datasets"]["shapes"]["params"]["n_train"] = 16384
     expected["datasets"]["mri"]["train"] = {"steps": 1800}
-    expected["experiments"]["ablations"]["sigma2"]["values"] = [1, 4, 16]
     expected["experiments"]["convergence"] = {"factor": 2, "threshold_db": 0.1}
     expected["evaluate"]["budget"] = True
     del expected["experiments"]["ablations"]["eps"], expected["experiments"]["ablations"]["kernel_size"]
