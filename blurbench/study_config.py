@@ -60,7 +60,7 @@ SR_STUDY = Study(
         "seeds": [0, 1, 2],
         "experiments": {"sr": {"datasets": ["shapes64", "mri64"],
                                "methods": ["mse", "aff_mse", "aff_blur", "aff_gan", "soft_gan"],
-                               "train": {"steps": 3000}}},
+                               "train": {"steps": 1500}}},
     },
     added={"datasets": {"mri64": {"plugin": "mri", "resolution": 64}},
            "experiments": {"sr": {"train": {"schedule": "cosine", "lr": 3.0e-3}}}},
