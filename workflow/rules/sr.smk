@@ -54,7 +54,7 @@ rule figures_sr:
     conda:
         CONDA_ENV
     params:
-        files=json.dumps(SR_FIGURE_FILES, sort_keys=True),
+        files=json.dumps(SR_FIGURE_FILES),  # in the config's method order: the figure's rows
         seed=FIGURE_SEED,
         out_dir=lambda wc, output: os.path.dirname(output.pdf[0]) if output.pdf else "",
     shell:
