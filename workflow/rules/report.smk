@@ -146,7 +146,9 @@ onsuccess:
         if _bad:
             print(
                 f"WARNING: {len(_bad)} undertrained run(s), less than "
-                f"{GRID.config['evaluate']['min_gain_db']:g} dB above the best trivial baseline: "
+                f"{GRID.config['evaluate']['min_gain_db']:g} dB above the best trivial baseline"
+                + (f" (SR: {SR['min_gain_db']:g} dB above bicubic)" if SR else "")
+                + ": "
                 + ", ".join(_bad),
                 file=sys.stderr,
             )
