@@ -434,15 +434,19 @@ def build_grid(config: dict, check_data: bool = True) -> Grid:
         evals[rid] = EvalSpec(runs[rid], evaluate, swept)
         return rid
 
+    def check_task_experiment(name: str, exp: dict, task: str) -> None:
+        """experiments.<name>: its datasets and methods are defined, and every method is of `task`."""
+        check_names(exp["datasets"], datasets, f"experiments.{name}.datasets")
+        check_names(exp["methods"], methods, f"experiments.{name}.methods")
+        check_task(exp["methods"], methods, task, f"experiments.{name}.methods")
+
     check_task(main_cfg["methods"], methods, "vae", "experiments.main.methods")
     main = [add_run(ds, m, m, methods[m]["params"], s, f"methods.{m}.params")
             for ds in main_cfg["datasets"] for m in main_cfg["methods"] for s in cfg["seeds"]]
     sr_runs = []
     if "sr" in cfg["experiments"]:
         sr_cfg = cfg["experiments"]["sr"]
-        check_names(sr_cfg["datasets"], datasets, "experiments.sr.datasets")
-        check_names(sr_cfg["methods"], methods, "experiments.sr.methods")
-        check_task(sr_cfg["methods"], methods, "sr", "experiments.sr.methods")
+        check_task_experiment("sr", sr_cfg, "sr")
         sr = sr_setup(sr_cfg, cfg["train"], {ds: datasets[ds] for ds in sr_cfg["datasets"]})
         check_names([sr["reference"]], sr_cfg["methods"], "experiments.sr.reference")
         sr_runs = [add_run(ds, m, m, methods[m]["params"], s, f"methods.{m}.params", task=sr)
@@ -451,9 +455,7 @@ def build_grid(config: dict, check_data: bool = True) -> Grid:
     flow_runs = []
     if "flows" in cfg["experiments"]:
         fl_cfg = cfg["experiments"]["flows"]
-        check_names(fl_cfg["datasets"], datasets, "experiments.flows.datasets")
-        check_names(fl_cfg["methods"], methods, "experiments.flows.methods")
-        check_task(fl_cfg["methods"], methods, "flow", "experiments.flows.methods")
+        check_task_experiment("flows", fl_cfg, "flow")
         fl = flows_setup(fl_cfg, cfg["train"], datasets)
         check_names([fl["reference"]], fl_cfg["methods"], "experiments.flows.reference")
         flow_runs = [add_run(ds, m, m, methods[m]["params"], s, f"methods.{m}.params", task=fl,
