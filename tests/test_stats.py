@@ -99,6 +99,27 @@ def test_centred_bootstrap_p_agrees_with_its_interval_and_its_mc_se_is_measured(
     assert 0.75 < spread / se < 1.33
 
 
+
+@pytest.mark.parametrize("lumpy", [
+    np.r_[np.zeros(999), -0.01],          # PRDC when every run scores 0: one subsample differs (the study's bug)
+    np.r_[np.zeros(990), np.full(10, 5.0)],  # a few far resamples pull a mean outside the central 95 %
+    np.r_[np.full(980, 0.2), np.full(20, -3.0)],
+])
+@pytest.mark.parametrize("scale", [1.0, 1.98])
+def test_a_centred_interval_contains_its_point_when_nearly_all_resamples_agree(lumpy, scale):
+    """A mean-centred spread put [lo, hi] beside the point: 17 PRDC cells of the study showed
+    diff 0 in [−3.9e-5, −3.9e-5] with p 0.006. Centred on the median, the point is inside and p = 1."""
+    est = stats.centred_estimate(0.0, lumpy, 0.95, "test", "test images", scale=scale)
+    assert est.lo <= est.diff <= est.hi
+    assert (est.lo, est.hi, est.p) == (0.0, 0.0, 1.0)
+
+
+def test_a_centred_interval_of_a_constant_statistic_is_its_point_and_p_is_one_only_at_zero():
+    at_zero = stats.centred_estimate(0.0, np.full(500, 0.3), 0.95, "test", "test images")
+    off_zero = stats.centred_estimate(0.3, np.full(500, 0.3), 0.95, "test", "test images")
+    assert (at_zero.lo, at_zero.hi, at_zero.p) == (0.0, 0.0, 1.0)
+    assert (off_zero.lo, off_zero.hi) == (0.3, 0.3) and off_zero.p == pytest.approx(2 / 501)
+
 def test_resampled_fid_with_all_weights_one_is_the_plain_fid():
     rng = np.random.default_rng(2)
     d = 256

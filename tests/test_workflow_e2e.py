@@ -112,6 +112,10 @@ def test_reconstruction_table_has_a_row_per_method_and_undertrained_runs_are_mar
     table = pd.read_csv(run / "tables" / "comparison.csv", keep_default_na=False)
     assert set(table["method"]) == {"perceptual", "focal_frequency", "blur_per_image"}
     assert set(table["verdict"]) <= {"better", "worse", "no detectable difference", comparison.NO_VERDICT}
+    for name in ("comparison", "comparison_sr", "comparison_flows"):
+        cells = pd.read_csv(run / "tables" / f"{name}.csv").dropna(subset=["lo", "hi"])
+        outside = cells[(cells["diff"] < cells["lo"]) | (cells["diff"] > cells["hi"])]
+        assert len(cells) and outside.empty, (name, outside[["method", "metric", "diff", "lo", "hi"]])
 
 
 def test_all_runs_the_super_resolution_toys(run):
