@@ -95,6 +95,7 @@ def cmd_budget(a) -> None:
 
 def cmd_tables(a) -> None:
     from .tables import load_metrics, write_adequacy, write_tables
+    from .tables.summaries import tasks_over_bicubic
 
     exp = json.loads(a.experiments)
     df = load_metrics(Path(a.metrics))
@@ -104,7 +105,7 @@ def cmd_tables(a) -> None:
                              sr=exp.get("sr"), flows=exp.get("flows")):
         print(f"wrote {path}")
     bad, below, unconverged = write_adequacy(df, Path(a.adequacy), a.min_gain_db, a.floor_sigma,
-                                             exp.get("main", {}).get("reference"), threshold, exp.get("sr"))
+                                             exp.get("main", {}).get("reference"), threshold, tasks_over_bicubic(exp))
     print(f"undertrained: {', '.join(bad) if bad else 'none'}")
     print("below the fidelity floor: " + ("; ".join(below) if below else "none"))
     print(f"not converged: {', '.join(unconverged) if unconverged else 'none' if threshold else 'not checked'}")

@@ -5,8 +5,8 @@ A model that does not beat these has not learned, whatever the tables say:
 - `mean_colour`: each test image's own mean colour (per channel);
 - `blur_sigma<σ>`: the test image itself, blurred by a Gaussian of σ px (scipy.ndimage, reflect
   borders, so a constant image stays constant), for each σ of `evaluate.blur_ladder`;
-- on a dataset of the SR task (`experiments.sr`): `sr_pinv` (A⁺y) and `sr_bicubic` (bicubic
-  upsampling of y), from each test image's LR version y = A x.
+- on a dataset of the SR or flows task: `sr_pinv` (A⁺y) and `sr_bicubic` (bicubic upsampling of
+  y), from each test image's LR version y = A x. A dataset no VAE run uses gets only these two.
 
 Each is scored by `scoring.score_against_test` (the runs' code, the same N); a ladder row's
 equivalent blur, fitted to its transfer function, comes out at its own σ (tests/test_transfer.py). Rows have method
@@ -55,11 +55,14 @@ def sr_predictions(x: torch.Tensor, operator: dict) -> dict[str, torch.Tensor]:
     return {SR_PINV: op.pinv(y).clamp(0, 1).float(), SR_BICUBIC: bicubic.clamp(0, 1).float()}
 
 
-def predictions(x: torch.Tensor, train: np.ndarray, ladder, sr_operator: dict | None = None) -> dict[str, torch.Tensor]:
-    """Baseline name -> the images it predicts for the test images `x` (with `sr_operator`, the SR
-    task's too)."""
-    out = {"mean_image": mean_image(train).expand_as(x).contiguous(),
-           "mean_colour": x.mean((2, 3), keepdim=True).expand_as(x).contiguous()}
+def predictions(x: torch.Tensor, train: np.ndarray, ladder, sr_operator: dict | None = None,
+                trivial: bool = True) -> dict[str, torch.Tensor]:
+    """Baseline name -> the images it predicts for the test images `x`: the trivial ones (unless
+    `trivial` is false), the blur ladder, and with `sr_operator` the SR task's."""
+    out = {}
+    if trivial:
+        out = {"mean_image": mean_image(train).expand_as(x).contiguous(),
+               "mean_colour": x.mean((2, 3), keepdim=True).expand_as(x).contiguous()}
     out.update({layout.ladder_variant(s): gaussian_blur(x, s) for s in ladder})
     if sr_operator:
         out.update(sr_predictions(x, sr_operator))
@@ -75,7 +78,7 @@ def compute(spec: dict, data_dir: str | Path, out: str | Path, fid_stats: str | 
     data_dir = Path(data_dir)
     x = to_float(open_split(data_dir / layout.split_array("test"))[:])
     preds = predictions(x, open_split(data_dir / layout.split_array("train")), spec["blur_ladder"],
-                        spec.get("sr_operator"))
+                        spec.get("sr_operator"), spec.get("trivial", True))
     prov = provenance.row_columns(provenance.collect(dev, started))
     all_rows = []
     for name, y in preds.items():

@@ -146,15 +146,18 @@ class Grid:
         """What a dataset's trivial baselines and blur ladder depend on (the baselines rule's params)."""
         d = self.datasets[dataset]
         ev = self.config["evaluate"]
-        # the blur ladder serves the VAE tables (floor, equivalent-blur rows, transfer figure): a dataset
-        # only the SR or flows task uses is judged against its own baselines (bicubic, A⁺y), not the ladder
+        # the trivial baselines and the blur ladder serve the VAE tables (adequacy, floor, equivalent-blur
+        # rows, transfer figure): a dataset only the SR or flows task uses is judged against the SR
+        # baselines (bicubic, A⁺y) alone
         tasks = set(self.sr) | set(self.flows)
         vae = any(r.dataset == dataset for rid, r in self.runs.items() if rid not in tasks)
-        spec = {"dataset": dataset, "resolution": d["resolution"], "channels": d["channels"],
+        spec = {"dataset": dataset, "resolution": d["resolution"], "channels": d["channels"], "trivial": vae,
                 "blur_ladder": ev["blur_ladder"] if vae else [], **{k: ev[k] for k in EVALUATE_KEYS}}
         sr = [self.runs[r] for r in self.sr if self.runs[r].dataset == dataset]
         if sr:  # the SR task's baselines need its operator
             spec["sr_operator"] = {k: sr[0].model[k] for k in ("operator", "factor", "sigma")}
+        elif any(self.runs[r].dataset == dataset for r in self.flows):  # the flows' fixed x4 average pooling
+            spec["sr_operator"] = {"operator": "avgpool", "factor": 2 ** FLOW_LEVELS, "sigma": None}
         return spec
 
     def run_rows(self) -> list[dict]:
@@ -362,7 +365,7 @@ def flows_setup(flows_cfg: dict, train_cfg: dict, datasets: dict) -> dict:
     return {"model": model, "train": merge(train_cfg, flows_cfg.get("train", {}), "experiments.flows.train"),
             "reference": flows_cfg.get("reference") or ("flow_affine" if "flow_affine" in methods else methods[0]),
             "temperature": temperature, "n_samples": flows_cfg.get("n_samples", FLOW_SAMPLES), "other": other,
-            "n_ood_images": flows_cfg.get("n_ood_images")}
+            "n_ood_images": flows_cfg.get("n_ood_images"), "min_gain_db": flows_cfg.get("min_gain_db", SR_MIN_GAIN_DB)}
 
 
 def build_grid(config: dict, check_data: bool = True) -> Grid:
@@ -463,7 +466,7 @@ def build_grid(config: dict, check_data: bool = True) -> Grid:
                                         "n_ood_images": fl["n_ood_images"]})
                      for ds in fl_cfg["datasets"] for m in fl_cfg["methods"] for s in cfg["seeds"]]
         cfg["experiments"]["flows"] = {**fl_cfg, **{k: fl[k] for k in ("reference", "temperature", "n_samples", "other",
-                                                                         "n_ood_images")}}
+                                                                         "n_ood_images", "min_gain_db")}}
 
     ablations = {}
     for abl_name, abl in cfg["experiments"].get("ablations", {}).items():

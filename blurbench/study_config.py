@@ -38,13 +38,13 @@ VAE_STUDY = Study(
         "model": {"latent_dim": 128},
         "train": {"steps": 3600, "lr": 3.0e-3, "schedule": "cosine"},
         "datasets": {"shapes": {"params": {"n_train": 16384}}},
-        "evaluate": {"budget": True},
+        "evaluate": {"budget": True, "n_fid": 128, "fid_ablations": True},
     },
     added={
         "datasets": {"mri": {"train": {"steps": 1800}}},
         "experiments": {"convergence": {"factor": 2, "threshold_db": 0.1}},
     },
-    removed=("experiments.ablations.eps", "experiments.ablations.kernel_size", "experiments.sr", "experiments.flows"),
+    removed=("experiments.sr", "experiments.flows"),
     header=("# The converged CPU study: the main grid and the beta controls on the embedded data, 3 seeds,\n"
             "# models past the fidelity floor, each main run checked against twice its steps (convergence)\n"
             "# and evaluated at 1/8, 1/4, 1/2 of its steps (the budget table and figures).\n"
@@ -61,6 +61,7 @@ SR_STUDY = Study(
         "experiments": {"sr": {"datasets": ["shapes64", "mri64"],
                                "methods": ["mse", "aff_mse", "aff_blur", "aff_gan", "soft_gan"],
                                "train": {"steps": 1500}}},
+        "evaluate": {"n_fid": 128, "fid_ablations": True},
     },
     added={"datasets": {"mri64": {"plugin": "mri", "resolution": 64}},
            "experiments": {"sr": {"train": {"schedule": "cosine", "lr": 3.0e-3}}}},

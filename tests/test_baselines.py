@@ -42,6 +42,13 @@ def test_mean_image_and_mean_colour_have_their_closed_forms(data_dir, tmp_path):
         assert {r["method"] for r in csv.DictReader(f)} == {"baseline"}
 
 
+def test_a_dataset_only_sr_uses_gets_the_sr_baselines_alone(data_dir, tmp_path):
+    spec = {**SPEC, "blur_ladder": [], "trivial": False,
+            "sr_operator": {"operator": "avgpool", "factor": 4, "sigma": None}}
+    rows = rows_by(baselines.compute(spec, data_dir, tmp_path / "b.csv", device="cpu"))
+    assert {variant for variant, _ in rows} == {"sr_pinv", "sr_bicubic"}
+
+
 def test_a_gaussian_blur_leaves_a_constant_image_unchanged_and_lowers_hfer():
     flat = torch.full((2, 3, 16, 16), 0.3)
     assert torch.allclose(baselines.gaussian_blur(flat, 2.0), flat, atol=1e-6)

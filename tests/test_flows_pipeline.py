@@ -61,6 +61,10 @@ def test_the_grid_adds_flow_runs_with_their_network_and_evaluation_keys(prepared
     assert grid.runs["toy/flow_affine/seed0"].params == {"eps": 1e-4} and spec.train["steps"] == 10
     assert grid.evals[spec.run_id].evaluate["flows"] == {"n_samples": 2, "other": "second", "n_ood_images": 8}
     assert grid.config["experiments"]["flows"]["reference"] == "flow_affine"
+    assert grid.config["experiments"]["flows"]["min_gain_db"] == 0.5  # adequacy over bicubic, as SR's
+    # a dataset only the flows use: the SR baselines at the flows' x4 pooling, no trivial ones, no ladder
+    assert grid.baseline_spec("toy") | {"blur_ladder": [], "trivial": False} == grid.baseline_spec("toy")
+    assert grid.baseline_spec("toy")["sr_operator"] == {"operator": "avgpool", "factor": 4, "sigma": None}
 
 
 @pytest.mark.parametrize("methods, flows, match", [

@@ -47,6 +47,7 @@ def test_the_grid_adds_sr_runs_with_the_operator_and_network(prepared):
                           "experiments": {**CFG["experiments"], "sr": {**CFG["experiments"]["sr"], "datasets": ["toy64"]}}})
     spec64 = sr_only.baseline_spec("toy64")
     assert spec64["blur_ladder"] == [] and spec64["sr_operator"]["factor"] == 4
+    assert grid.baseline_spec("toy")["trivial"] and not spec64["trivial"]
 
 
 @pytest.mark.parametrize("change, match", [

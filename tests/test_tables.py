@@ -256,3 +256,25 @@ def test_fidelity_floor_names_the_dataset_and_both_numbers(tmp_path):
     assert not table.set_index("run_id").loc["high/l2/seed0", "below_floor"]
     assert S.floor_misses(table, "l2") == [
         "low: l2 PSNR 22.75 dB is below the fidelity floor, the σ = 2 px blur-ladder row's 26.80 dB"]
+
+
+def test_sr_and_flows_runs_are_judged_over_bicubic_with_their_own_thresholds(tmp_path):
+    """A flow's sample mean 10 dB above a constant image but below bicubic has not learned SR (the
+    default's flows were called adequate that way); SR and flows methods get their task's threshold."""
+    base = {"split": "test", "status": "ok", "reason": "", "n": 8, "implementation": "x", "version": "1",
+            "feature_extractor": "", "weights_source": "", "note": "", "metric": "psnr", "seed": ""}
+    rows = [{**base, "run_id": f"hr/baseline/{v}", "dataset": "hr", "method": "baseline", "variant": v, "value": p}
+            for v, p in [("mean_colour", 16.4), ("sr_pinv", 28.1), ("sr_bicubic", 30.4)]]
+    rows += [{**base, "run_id": f"hr/{m}/seed0", "dataset": "hr", "method": m, "variant": m, "seed": 0, "value": p}
+             for m, p in [("flow_affine", 27.0), ("aff_mse", 31.0), ("mse", 30.6)]]
+    df = S.load_metrics(write_csv(tmp_path / "m.csv", rows))
+    experiments = {"sr": {"methods": ["mse", "aff_mse"], "min_gain_db": 0.5},
+                   "flows": {"methods": ["flow_affine"], "min_gain_db": 0.1}}
+    over = S.tasks_over_bicubic(experiments)
+    assert over == {"mse": 0.5, "aff_mse": 0.5, "flow_affine": 0.1}
+    table = S.adequacy(df, 3.0, over_bicubic=over).set_index("method")
+    assert (table["best_baseline"] == "sr_bicubic").all()
+    assert table.loc["flow_affine", "undertrained"] and table.loc["flow_affine", "margin_db"] == pytest.approx(-3.4)
+    assert table.loc["mse", "undertrained"] and not table.loc["aff_mse", "undertrained"]
+    vae = S.adequacy(df, 3.0).set_index("method")  # without the tasks: over the trivial baseline
+    assert not vae.loc["flow_affine", "undertrained"] and vae.loc["flow_affine", "best_baseline"] == "mean_colour"

@@ -393,11 +393,11 @@ def build_tables(df, ablations: dict, main: dict | None, min_gain_db: float = 3.
 
 
 def write_adequacy(df, out: Path, min_gain_db: float, floor_sigma: float, reference: str,
-                   threshold_db: float | None = None, sr: dict | None = None) -> tuple[list[str], list[str], list[str]]:
+                   threshold_db: float | None = None, over_bicubic: dict | None = None) -> tuple[list[str], list[str], list[str]]:
     """Write every run's margin over the trivial baselines, its place against the fidelity floor and
     its convergence (CSV); return the undertrained run ids, the datasets whose `reference` model
     misses the floor, and the unconverged run ids."""
-    table = adequacy(df, min_gain_db, floor_sigma, threshold_db, sr)
+    table = adequacy(df, min_gain_db, floor_sigma, threshold_db, over_bicubic)
     atomic_write_text(out, table.to_csv(index=False, float_format="%.4f"))
     return (list(table.loc[table["undertrained"], "run_id"]), floor_misses(table, reference),
             list(table.loc[table["unconverged"], "run_id"]))

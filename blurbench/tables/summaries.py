@@ -124,15 +124,15 @@ def baseline_summary(df, datasets: list[str], metrics: list[str], names: tuple |
 
 
 def adequacy(df, min_gain_db: float, floor_sigma: float | None = None, threshold_db: float | None = None,
-             sr: dict | None = None):
+             over_bicubic: dict | None = None):
     """Per trained run: its PSNR, the better trivial baseline's, the margin and whether it is
     undertrained (margin < `min_gain_db`); with `floor_sigma`, the PSNR of the blur-ladder row of
     that σ (the fidelity floor: reconstructions at least as accurate as the input blurred by σ) and
     whether the run is below it; with `threshold_db`, its dataset and method's convergence gain (a
     longer budget's monitor-PSNR gain, `blurbench.convergence`) and whether it reaches the
-    threshold (not converged). A run of the SR task (`sr`: experiments.sr) is measured over bicubic
-    upsampling instead, with the SR threshold `sr["min_gain_db"]`. Runs or datasets without the
-    numbers are left out."""
+    threshold (not converged). A run of a method in `over_bicubic` (the SR and flows tasks': method ->
+    its threshold, `tasks_over_bicubic`) is measured over bicubic upsampling of its LR input instead.
+    Runs or datasets without the numbers are left out."""
     import pandas as pd
 
     gains = df[(df["metric"] == CONVERGENCE_METRIC) & (df["status"] == "ok")]
@@ -143,17 +143,17 @@ def adequacy(df, min_gain_db: float, floor_sigma: float | None = None, threshold
     floor_rows = psnr[(psnr["method"] == BASELINE_METHOD)
                       & (psnr["variant"] == (layout.ladder_variant(floor_sigma) if floor_sigma else None))]
     bicubic = psnr[(psnr["method"] == BASELINE_METHOD) & (psnr["variant"] == SR_BICUBIC)]
-    sr_methods = set(sr["methods"]) if sr else set()
+    over_bicubic = over_bicubic or {}
     out = []
     for _, run in psnr[psnr["method"] != BASELINE_METHOD].iterrows():
-        is_sr = run["method"] in sr_methods
+        is_sr = run["method"] in over_bicubic
         base = (bicubic if is_sr else trivial)
         base = base[base["dataset"] == run["dataset"]]
         if not len(base):
             continue
         best = base.loc[base["value"].idxmax()]
         margin = run["value"] - best["value"]
-        needed = sr["min_gain_db"] if is_sr else min_gain_db
+        needed = over_bicubic[run["method"]] if is_sr else min_gain_db
         floor = floor_rows[floor_rows["dataset"] == run["dataset"]]["value"]
         floor_psnr = float(floor.iloc[0]) if len(floor) else np.nan
         out.append({"run_id": run["run_id"], "dataset": run["dataset"], "method": run["method"],
@@ -169,6 +169,13 @@ def adequacy(df, min_gain_db: float, floor_sigma: float | None = None, threshold
                                       "best_baseline", "baseline_psnr", "margin_db", "undertrained",
                                       "floor_sigma", "floor_psnr", "below_floor", "convergence_gain_db",
                                       "unconverged"])
+
+
+def tasks_over_bicubic(experiments: dict) -> dict:
+    """Method -> adequacy threshold over bicubic, for the SR and flows tasks' methods (×4 SR gains a
+    few dB over bicubic, not the VAE's margin over a constant image)."""
+    return {m: exp["min_gain_db"] for name in ("sr", "flows") if (exp := experiments.get(name))
+            for m in exp["methods"]}
 
 
 def floor_misses(table, method: str) -> list[str]:
