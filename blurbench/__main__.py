@@ -320,7 +320,7 @@ def main(argv=None) -> int:
     s.add_argument("--threads", type=int, required=True)
     s.set_defaults(func=cmd_toys)
 
-    s = sub.add_parser("study-config", help="regenerate config/study.yaml and config/sr.yaml: the default plus "
+    s = sub.add_parser("study-config", help="regenerate config/study.yaml, sr.yaml and flows.yaml: the default plus "
                                              "each study's changes")
     s.add_argument("--default", default="config/config.yaml")
     s.add_argument("--out-dir", default="config")

@@ -84,6 +84,16 @@ def test_the_sr_study_trains_every_sr_method_on_both_datasets_and_no_vae():
     assert sorted(grid.runs) == sorted(grid.sr) and len(grid.sr) == 2 * 5 * 3
 
 
+def test_the_flows_study_trains_both_couplings_on_both_datasets_each_the_others_ood_and_no_vae():
+    assert (REPO / "config" / "flows.yaml").read_text() == study_config.render(load_yaml(DEFAULT), "flows")
+    grid = build_grid(load_yaml(REPO / "config" / "flows.yaml"), check_data=False)
+    flows = grid.config["experiments"]["flows"]
+    assert not grid.main and not grid.sr and not grid.ablations
+    assert flows["other"] == {"shapes64": "mri64", "mri64": "shapes64"}
+    assert sorted(grid.runs) == sorted(grid.flows) and len(grid.flows) == 2 * 2 * 3
+    assert grid.runs["mri64/flow_spline/seed2"].train["schedule"] == "cosine"
+
+
 def test_a_config_with_neither_study_is_refused():
     config = load_yaml(DEFAULT)
     del config["experiments"]["main"], config["experiments"]["sr"], config["experiments"]["flows"]

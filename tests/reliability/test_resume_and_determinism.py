@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
+from blurbench import layout
 from workflow_helpers import REPO, snakemake, write_config
 
 pytestmark = pytest.mark.slow
@@ -20,14 +21,20 @@ CONFIG = {
     "seeds": [0],
     "threads": 1,
     "model": {"latent_dim": 8, "base_width": 8, "max_width": 16},
-    # ~10 s to kill in; ends mid-pass; the cosine schedule must resume at the same rates
-    "train": {"steps": 1500, "batch_size": 32, "log_every": 50, "schedule": "cosine", "warmup": 0.05},
+    # a few seconds to kill in after the first checkpoint; ends mid-pass; the cosine schedule must
+    # resume at the same rates
+    "train": {"steps": 400, "batch_size": 32, "log_every": 50, "schedule": "cosine", "warmup": 0.05},
     "datasets": {"deadleaves": {"resolution": 16, "params": {"n_train": 1024, "n_test": 32}}},
     "methods": {"l2": {}},
     "experiments": {"main": {"datasets": ["deadleaves"], "methods": ["l2"]}},
     "evaluate": {"fid": False, "lpips": False, "n_examples": 4},
 }
 CKPT = "results/checkpoints/deadleaves/l2/seed0/last.pt"
+
+
+def model_files(methods):
+    """The training outputs alone: the threads test needs no evaluation."""
+    return [layout.run_file("deadleaves", m, 0, "model") for m in methods]
 
 
 def values(workdir):
@@ -95,14 +102,14 @@ def test_each_job_uses_exactly_its_threads(tmp_path):
     config["datasets"]["deadleaves"]["params"]["n_train"] = 64
     config["methods"] = {"l2": {}, "l2b": {"plugin": "l2"}}
     config["experiments"]["main"]["methods"] = ["l2", "l2b"]
-    result = snakemake(tmp_path, "--cores", "2", "all_tables", config=config)
+    result = snakemake(tmp_path, "--cores", "2", *model_files(["l2", "l2b"]), config=config)
     assert result.returncode == 0, result.stderr[-3000:]
     logs = sorted((tmp_path / "results" / "logs" / "train" / "deadleaves").rglob("*.log"))
     assert len(logs) == 2
     for log in logs:
         assert "torch threads 2" in log.read_text()
     one_core = tmp_path / "one"
-    result = snakemake(one_core, "--cores", "1", "all_tables", config={**config, "methods": {"l2": {}},
+    result = snakemake(one_core, "--cores", "1", *model_files(["l2"]), config={**config, "methods": {"l2": {}},
                        "experiments": {"main": {"datasets": ["deadleaves"], "methods": ["l2"]}}})
     assert result.returncode == 0, result.stderr[-3000:]
     log = one_core / "results" / "logs" / "train" / "deadleaves" / "l2" / "seed0.log"
