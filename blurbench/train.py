@@ -172,15 +172,11 @@ def train(spec: RunSpec, data_dir: str | Path, out_dir: str | Path, ckpt_path: s
                 torch.save({"unavailable": reason, "spec": spec.to_json()}, tmp)
         return {"unavailable": reason}
 
-    dev = pick_device(device)
-    setup_torch(threads, spec.seed, dev)
-    log(f"[{spec.run_id}] device {dev}, torch threads {torch.get_num_threads()}")
-    train_x = open_split(data_dir / layout.split_array("train"))
+    dev, train_x, monitor_x = open_run(spec, data_dir, threads, device, log)
     test_x = open_split(data_dir / layout.split_array("test"))
     model = build_model(spec).to(dev, memory_format=memory_format(dev))
     term = build_term(spec, dev)
     opt = build_optimizer(model, spec.train["lr"])
-    monitor_x = open_split(data_dir / layout.split_array("monitor"))
     probe_x = to_float(test_x[: spec.train["n_probe"]], dev)
 
     step, rows, probes = 0, [], []
@@ -237,8 +233,10 @@ def train(spec: RunSpec, data_dir: str | Path, out_dir: str | Path, ckpt_path: s
         probe = term.probe(z_probe, step)
         if probe:
             probes.append(probe)
-        _checkpoint(ckpt_path, spec, model, opt, term, step, rows, probes)
-        keep_budget_state(ckpt_path, budget, step)
+        save_state(ckpt_path, {"spec": spec.to_json(), "model": model.state_dict(), "optimizer": opt.state_dict(),
+                               "term": term.state_dict(), "rng": torch.get_rng_state(), "step": step, "rows": rows,
+                               "probes": [{k: torch.as_tensor(v) for k, v in p.items()} for p in probes]},
+                   budget, step)
         log(f"[{spec.run_id}] step {step}/{total} loss {row['loss']:.4f} "
             f"kl {row['kl']:.3f} ({row['seconds']:.1f}s)")
         sums, since, t0 = {}, 0, time.time()
@@ -282,12 +280,30 @@ def write_budget_states(out_dir: Path, ckpt_path: Path, spec, budget: dict) -> N
                             f"from {ckpt_path} written after it, without {kept.name})", "spec": spec.to_json()}, tmp)
 
 
-def _checkpoint(path: Path, spec, model, opt, term, step, rows, probes) -> None:
-    state = {"spec": spec.to_json(), "model": model.state_dict(), "optimizer": opt.state_dict(),
-             "term": term.state_dict(), "rng": torch.get_rng_state(), "step": step, "rows": rows,
-             "probes": [{k: torch.as_tensor(v) for k, v in p.items()} for p in probes]}
-    with atomic_path(path) as tmp:
+def open_run(spec, data_dir: Path, threads: int, device: str, log, what: str = "") -> tuple:
+    """The device (torch threads and seed set, the start logged) and the train and monitor splits
+    (memory-mapped): the start every task's training shares."""
+    dev = pick_device(device)
+    setup_torch(threads, spec.seed, dev)
+    log(f"[{spec.run_id}] {what}device {dev}, torch threads {torch.get_num_threads()}")
+    return dev, open_split(data_dir / layout.split_array("train")), open_split(data_dir / layout.split_array("monitor"))
+
+
+def save_state(ckpt_path: Path, state: dict, budget: dict, step: int) -> None:
+    """A log row's checkpoint, written atomically, then kept as each budget state of its step."""
+    with atomic_path(ckpt_path) as tmp:
         torch.save(state, tmp)
+    keep_budget_state(ckpt_path, budget, step)
+
+
+def finish_run(out_dir: Path, ckpt_path: Path, spec, budget: dict, model_state: dict, rows: list, device,
+               started: str) -> dict:
+    """An SR or flows run's files (model.pt, train_log.csv, an empty probe.npz, provenance.json and
+    the budget states) and its summary."""
+    _write_outputs(out_dir, {"model": model_state, "spec": spec.to_json()}, rows, [], [], {},
+                   provenance.collect(device, started))
+    write_budget_states(out_dir, ckpt_path, spec, budget)
+    return {"steps": spec.train["steps"], "final_loss": rows[-1]["loss"] if rows else math.nan}
 
 
 def _write_outputs(out_dir: Path, model_state: dict, rows, probes, probe_steps, extra, prov) -> None:

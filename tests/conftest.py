@@ -16,6 +16,15 @@ SESSION_TORCH_HOME = tempfile.mkdtemp(prefix="blurbench-test-torch-home-")
 os.environ["TORCH_HOME"] = SESSION_TORCH_HOME
 
 
+def pytest_collection_modifyitems(items):
+    """Files with slow tests first, in reverse name order so the end-to-end file (the longest) leads:
+    under pytest-xdist (`--dist loadfile`) a file is one unit of work, and a long one handed out last
+    would leave the other workers idle at the end. Within a file the order is kept."""
+    slow = sorted({item.path for item in items if item.get_closest_marker("slow")}, reverse=True)
+    rank = {path: i for i, path in enumerate(slow)}
+    items.sort(key=lambda item: rank.get(item.path, len(rank)))
+
+
 def pytest_sessionfinish(session, exitstatus):
     import shutil
 

@@ -25,14 +25,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import layout, plugins, provenance
-from ..atomic import atomic_path
+from .. import plugins, provenance
 from ..config import RunSpec
-from ..data import open_split, to_float
+from ..data import to_float
 from ..errors import TrainingDiverged
-from ..model import pick_device
-from ..train import (batch_indices, budget_steps, build_optimizer, keep_budget_state, learning_rate,
-                     resumable_state, setup_torch, write_budget_states, _write_outputs)
+from ..train import (batch_indices, budget_steps, build_optimizer, finish_run, learning_rate, open_run,
+                     resumable_state, save_state)
 from .sr_flow import SRFlow
 
 
@@ -70,11 +68,7 @@ def train_run(spec: RunSpec, data_dir: Path, out_dir: Path, ckpt_path: Path, thr
               device: str = "auto", log=print) -> dict:
     """Write every file of `layout.TRAIN_FILES` into `out_dir` for one flows run."""
     started = provenance.now()
-    dev = pick_device(device)
-    setup_torch(threads, spec.seed, dev)
-    log(f"[{spec.run_id}] flow ({spec.method_plugin}), device {dev}, torch threads {torch.get_num_threads()}")
-    train_x = open_split(data_dir / layout.split_array("train"))
-    monitor_x = open_split(data_dir / layout.split_array("monitor"))
+    dev, train_x, monitor_x = open_run(spec, data_dir, threads, device, log, f"flow ({spec.method_plugin}), ")
     total, bs, every = spec.train["steps"], spec.train["batch_size"], spec.train["log_every"]
     temperature = spec.model["temperature"]
     flow = build_flow(spec).to(dev)
@@ -117,17 +111,12 @@ def train_run(spec: RunSpec, data_dir: Path, out_dir: Path, ckpt_path: Path, thr
         rows.append({"step": step, "loss": loss_sum / since,
                      **score_monitor(flow, monitor_x, bs, temperature, spec.seed, dev),
                      "seconds": round(time.time() - t0, 3)})
-        state = {"spec": spec.to_json(), "model": flow.state_dict(), "optimizer": opt.state_dict(),
-                 "rng": torch.get_rng_state(), "gen": gen.get_state(), "step": step, "rows": rows}
-        with atomic_path(ckpt_path) as tmp:
-            torch.save(state, tmp)
-        keep_budget_state(ckpt_path, budget, step)
+        save_state(ckpt_path, {"spec": spec.to_json(), "model": flow.state_dict(), "optimizer": opt.state_dict(),
+                               "rng": torch.get_rng_state(), "gen": gen.get_state(), "step": step, "rows": rows},
+                   budget, step)
         log(f"[{spec.run_id}] step {step}/{total} loss {rows[-1]['loss']:.4f} nats/dim, monitor "
             f"{rows[-1]['monitor_loss']:.3f} bits/dim, 1-sample PSNR {rows[-1]['monitor_psnr']:.2f} dB "
             f"({rows[-1]['seconds']:.1f}s)")
         loss_sum, since, t0 = 0.0, 0, time.time()
 
-    _write_outputs(out_dir, {"model": flow.state_dict(), "spec": spec.to_json()}, rows, [], [], {},
-                   provenance.collect(dev, started))
-    write_budget_states(out_dir, ckpt_path, spec, budget)
-    return {"steps": total, "final_loss": rows[-1]["loss"] if rows else math.nan}
+    return finish_run(out_dir, ckpt_path, spec, budget, flow.state_dict(), rows, dev, started)

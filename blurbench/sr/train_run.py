@@ -11,21 +11,17 @@ a GAN's own loss needs its discriminator and means little on held-out images).
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .. import layout, provenance
-from ..atomic import atomic_path
+from .. import provenance
 from ..config import RunSpec
-from ..data import open_split, to_float
+from ..data import to_float
 from ..errors import TrainingDiverged
-from ..model import pick_device
-from ..train import (batch_indices, budget_steps, keep_budget_state, learning_rate, resumable_state,
-                     setup_torch, write_budget_states, _write_outputs)
+from ..train import batch_indices, budget_steps, finish_run, learning_rate, open_run, resumable_state, save_state
 from .network import SRNet, SRStep, SRTrainingDiverged, method_class
 from .operators import make_operator
 
@@ -60,11 +56,7 @@ def train_run(spec: RunSpec, data_dir: Path, out_dir: Path, ckpt_path: Path, thr
               device: str = "auto", log=print) -> dict:
     """Write every file of `layout.TRAIN_FILES` into `out_dir` for one SR run."""
     started = provenance.now()
-    dev = pick_device(device)
-    setup_torch(threads, spec.seed, dev)
-    log(f"[{spec.run_id}] sr, device {dev}, torch threads {torch.get_num_threads()}")
-    train_x = open_split(data_dir / layout.split_array("train"))
-    monitor_x = open_split(data_dir / layout.split_array("monitor"))
+    dev, train_x, monitor_x = open_run(spec, data_dir, threads, device, log, "sr, ")
     total, bs, every = spec.train["steps"], spec.train["batch_size"], spec.train["log_every"]
     sr = SRStep(spec.method_plugin, spec.params, build_operator(spec), spec.channels, total, spec.train["lr"],
                 spec.model["width"], spec.model["depth"], dev)
@@ -103,16 +95,11 @@ def train_run(spec: RunSpec, data_dir: Path, out_dir: Path, ckpt_path: Path, thr
             continue
         rows.append({"step": step, **{k: v / since for k, v in sums.items()},
                      **score_monitor(sr.model, monitor_x, bs, dev), "seconds": round(time.time() - t0, 3)})
-        state = {"spec": spec.to_json(), "sr": sr.state_dict(), "rng": torch.get_rng_state(),
-                 "gen": gen.get_state(), "step": step, "rows": rows, "model": sr.model.state_dict()}
-        with atomic_path(ckpt_path) as tmp:
-            torch.save(state, tmp)
-        keep_budget_state(ckpt_path, budget, step)
+        save_state(ckpt_path, {"spec": spec.to_json(), "sr": sr.state_dict(), "rng": torch.get_rng_state(),
+                               "gen": gen.get_state(), "step": step, "rows": rows, "model": sr.model.state_dict()},
+                   budget, step)
         log(f"[{spec.run_id}] step {step}/{total} loss {rows[-1]['loss']:.4f} "
             f"monitor PSNR {rows[-1]['monitor_psnr']:.2f} dB ({rows[-1]['seconds']:.1f}s)")
         sums, since, t0 = {}, 0, time.time()
 
-    _write_outputs(out_dir, {"model": sr.model.state_dict(), "spec": spec.to_json()}, rows, [], [], {},
-                   provenance.collect(dev, started))
-    write_budget_states(out_dir, ckpt_path, spec, budget)
-    return {"steps": total, "final_loss": rows[-1]["loss"] if rows else math.nan}
+    return finish_run(out_dir, ckpt_path, spec, budget, sr.model.state_dict(), rows, dev, started)
