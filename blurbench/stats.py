@@ -9,14 +9,14 @@ and with several seeds to every seed (the seeds score the same test images). A s
 is bound to one seed's items and then evaluated on a batch of count vectors, so per-image means
 and HFER are a matrix product and FID needs no materialised resample. Two resamplings:
 - "bootstrap" (per-image metrics, HFER, equivalent blur): one seed, the interval is centred on the
-  estimate (`_centred`: the bootstrap spread reflected about θ̂). The percentile interval of a
+  estimate (`centred_estimate`: the bootstrap spread about its median, reflected about θ̂). The percentile interval of a
   set metric whose bootstrap distribution is shifted from its estimate misses the truth.
 - "jackknife" (FID-recon, FID-gen): delete-one (delete-a-group above JACKKNIFE_GROUPS items), a t
   interval with the jackknife SE. A bootstrap resample's duplicates lower the covariance rank, and
   at d = 2048 a difference of FIDs moves with the number of distinct images, so the bootstrap
   spread overstates the sampling spread (centred bootstrap at N = 128: FID-recon coverage 0.995,
   FID-gen 1.0; at N = 24: 0.88); the jackknife's is right (0.935-0.965 from N = 8 to 128,
-  tests/test_stats_coverage.py). It has no Monte-Carlo error and N ≤ 256 evaluations.
+  tests/test_fid_coverage.py). It has no Monte-Carlo error and N ≤ 256 evaluations.
 
 The truth an interval covers is the expected difference at the runs' N (FID at N = 24 is a
 different quantity from FID at N = 10000: its bias depends on N and on the method). What it covers
@@ -31,13 +31,13 @@ different quantity from FID at N = 10000: its bias depends on N and on the metho
   means use the exact two-way ANOVA mean squares; set metrics take I and W from the joint
   resamples (the same counts for every seed), B from the per-seed estimates (`_seed_level`).
   With S = 3 the seed term has 2 df: where seed variance dominates, t quantiles near 4.3.
-  Measured coverage (tests/test_stats_coverage.py): per-image means 0.94-0.97 for seed SDs 0,
-  0.1, 0.3 at N = 256 and 24, S = 3 and 5; FID-recon (jackknife terms, S = 3, N = 24) calibrated
+  Measured coverage (tests/test_stats_coverage.py, tests/test_fid_coverage.py): per-image means
+  0.94-0.97 for seed SDs 0, 0.1, 0.3 at N = 256 and 24, S = 3 and 5; FID-recon (jackknife terms, S = 3, N = 24) calibrated
   while the seed SD is up to ≈ 2× the image-level SD, but 0.73 (S = 3) and 0.86 (S = 5) when a
   skewed seed effect is 7× it: 3-5 seeds cannot pin a skewed seed distribution's mean.
 
-p-values (two-sided, for "no difference"): centred bootstrap, T* − mean(T*) taken as the null
-distribution of θ̂: p = 2 (min(#{T* − c ≥ θ̂}, #{T* − c ≤ θ̂}) + 1) / (B + 1), capped at 1 (the
+p-values (two-sided, for "no difference"): centred bootstrap, T* − c with c = median(T*) taken as
+the null distribution of θ̂: p = 2 (min(#{T* − c ≥ θ̂}, #{T* − c ≤ θ̂}) + 1) / (B + 1), capped at 1 (the
 centred interval at level 1 − p just reaches 0); its Monte-Carlo SE is binomial,
 2 √(π(1 − π)/B) with π = p/2. t intervals: p from the t statistic θ̂/√V on their df (no
 Monte-Carlo error from a jackknife or the exact ANOVA; from bootstrap variances, p's change when V
@@ -78,7 +78,7 @@ N_BOOT_PER_IMAGE = 20000
 N_BOOT_SET = 20000
 LEVEL = 0.95
 ALPHA = 1 - LEVEL
-FID_MIN_N = 24  # see the module docstring and tests/test_stats_coverage.py
+FID_MIN_N = 24  # see the module docstring and tests/test_fid_coverage.py
 JACKKNIFE_GROUPS = 256  # delete-one up to this N; above it, this many delete-a-group resamples
 _COUNTS_PER_BLOCK = 1 << 21  # resampled counts held in memory at once (16 MB), bounds large N
 
@@ -147,7 +147,7 @@ def paired_set_diff(stat: Stat, method_items: Sequence, reference_items: Sequenc
     jackknife SE; n_boot unused, recorded as 0). Use the jackknife for FID: duplicates in a
     bootstrap resample lower its covariance rank, which widens the bootstrap spread of a
     difference of FIDs beyond its sampling spread (coverage 0.995 at N = 128, 1.0 for FID-gen,
-    tests/test_stats_coverage.py). S ≥ 2: t interval over seeds and items (module docstring)
+    tests/test_fid_coverage.py). S ≥ 2: t interval over seeds and items (module docstring)
     whose image-level terms come from the joint resamples.
     """
     if len(method_items) != len(reference_items) or not len(method_items):
@@ -179,7 +179,8 @@ def paired_set_diff(stat: Stat, method_items: Sequence, reference_items: Sequenc
     if not (np.isfinite(per_seed).all() and np.isfinite(boot).all()):
         raise ValueError(f"the statistic is not finite on the items or a resample of {n} {unit}")
     if s == 1 and resampling == "bootstrap":
-        return _centred(float(per_seed[0]), boot[0], level, f"{n} {unit}", unit)
+        return centred_estimate(float(per_seed[0]), boot[0], level,
+                                f"bootstrap centred on the estimate over {n} {unit}, {boot.shape[1]} resamples", unit)
     if s == 1:
         var = float(variance(boot[0]))
         return _t_estimate(float(per_seed[0]), var, float(len(counts) - 1), level, 0, 0.0,
@@ -195,11 +196,6 @@ def paired_set_diff(stat: Stat, method_items: Sequence, reference_items: Sequenc
 def _check_level(level: float) -> None:
     if not 0 < level < 1:
         raise ValueError(f"level: expected 0 < level < 1, got {level}")
-
-
-def _centred(diff: float, boot: np.ndarray, level: float, scope: str, unit: str) -> Estimate:
-    return centred_estimate(diff, boot, level, f"bootstrap centred on the estimate over {scope}, {len(boot)} resamples",
-                            unit)
 
 
 def centred_estimate(diff: float, resampled: np.ndarray, level: float, method: str, covers: str,

@@ -6,8 +6,17 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from threadpoolctl import threadpool_limits
 
 REPO = Path(__file__).resolve().parent.parent
+
+# One BLAS thread per test process: pytest-xdist runs a process per core, and a multi-threaded BLAS
+# in each (the FID coverage tests' SVDs) oversubscribed the cores: one such test took 636 s beside
+# the end-to-end run instead of 114 s alone. Libraries loaded later read the variables; those a
+# plugin loaded already are limited by threadpoolctl (a scikit-learn dependency).
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+threadpool_limits(1)
 
 # Tests never touch the network and never read or write a user's weight cache: TORCH_HOME is a
 # temporary folder for the whole session, inherited by every Snakemake subprocess.
@@ -16,13 +25,17 @@ SESSION_TORCH_HOME = tempfile.mkdtemp(prefix="blurbench-test-torch-home-")
 os.environ["TORCH_HOME"] = SESSION_TORCH_HOME
 
 
+# The longest files, longest first (`pytest --durations`, 2 cores): under pytest-xdist
+# (`--dist loadfile`) a file is one unit of work, and a long one handed out last would leave the
+# other workers idle at the end.
+LONGEST_FIRST = ("test_workflow_e2e.py", "test_fid_coverage.py", "test_slurm.py", "test_generative_metrics.py",
+                 "test_resume_and_determinism.py", "test_image_folder.py", "test_stats_coverage.py")
+
+
 def pytest_collection_modifyitems(items):
-    """Files with slow tests first, in reverse name order so the end-to-end file (the longest) leads:
-    under pytest-xdist (`--dist loadfile`) a file is one unit of work, and a long one handed out last
-    would leave the other workers idle at the end. Within a file the order is kept."""
-    slow = sorted({item.path for item in items if item.get_closest_marker("slow")}, reverse=True)
-    rank = {path: i for i, path in enumerate(slow)}
-    items.sort(key=lambda item: rank.get(item.path, len(rank)))
+    """Run the LONGEST_FIRST files first, in that order; within a file the order is kept."""
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -1,6 +1,6 @@
 """Paired intervals: zero for identical inputs, seed level, fast FID = direct, p-values, multiplicity, verdicts.
 
-Coverage by simulation lives in tests/test_stats_coverage.py.
+Coverage by simulation lives in tests/test_stats_coverage.py and tests/test_fid_coverage.py.
 """
 
 import numpy as np
