@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from resume_helpers import train_full_and_resumed
 
 from blurbench import layout, plugins
 from blurbench.atomic import write_npz
@@ -119,21 +120,7 @@ def test_a_flow_plugin_with_an_unknown_coupling_fails_its_contract(tmp_path, mon
 def test_a_flows_run_trains_resumes_exactly_and_keeps_its_budget_states(prepared):
     grid, tmp = prepared
     spec = grid.runs["toy/flow_spline/seed0"]
-    train(spec, tmp / "data", tmp / "full", tmp / "full.pt", log=_quiet)
-
-    class Killed(Exception):
-        pass
-
-    def die(message):
-        if "step 6/10" in message:
-            raise Killed
-
-    with pytest.raises(Killed):
-        train(spec, tmp / "data", tmp / "cut", tmp / "cut.pt", log=die)
-    messages = []
-    train(spec, tmp / "data", tmp / "cut", tmp / "cut.pt", log=messages.append)
-    assert any("resuming after step 6" in m for m in messages)
-    a, b = (torch.load(tmp / name / layout.MODEL, weights_only=True)["model"] for name in ("full", "cut"))
+    a, b = train_full_and_resumed(spec, tmp / "data", tmp, kill_step=6)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert all(bool(v) for k, v in a.items() if k.endswith("initialised"))  # ActNorm set from the first batch
     log = pd.read_csv(tmp / "full" / layout.TRAIN_LOG)

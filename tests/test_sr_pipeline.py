@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from resume_helpers import train_full_and_resumed
 
 from blurbench import layout
 from blurbench.config import build_grid
@@ -71,21 +72,7 @@ def test_an_sr_method_in_the_vae_experiment_is_refused(toy_plugin_root):
 def test_an_sr_run_trains_resumes_exactly_and_keeps_its_budget_states(prepared):
     grid, tmp = prepared
     spec = grid.runs["toy/aff_gan/seed0"]
-    train(spec, tmp / "data", tmp / "full", tmp / "full.pt", log=lambda m: None)
-
-    class Killed(Exception):
-        pass
-
-    def die(message):
-        if "step 6/10" in message:
-            raise Killed
-
-    with pytest.raises(Killed):
-        train(spec, tmp / "data", tmp / "cut", tmp / "cut.pt", log=die)
-    messages = []
-    train(spec, tmp / "data", tmp / "cut", tmp / "cut.pt", log=messages.append)
-    assert any("resuming after step 6" in m for m in messages)
-    a, b = (torch.load(tmp / name / layout.MODEL, weights_only=True)["model"] for name in ("full", "cut"))
+    a, b = train_full_and_resumed(spec, tmp / "data", tmp, kill_step=6)
     assert all(torch.equal(a[k], b[k]) for k in a)
     log = pd.read_csv(tmp / "full" / layout.TRAIN_LOG)
     assert {"loss", "d_loss", "noise", "lr_rel", "monitor_psnr"} <= set(log.columns)
