@@ -65,6 +65,16 @@ def learning_rate(step: int, train_cfg: dict) -> float:
     return lr * (FINAL_LR_FACTOR + (1 - FINAL_LR_FACTOR) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
 
 
+def schedule_rates(step: int, train_cfg: dict, *optimizers) -> None:
+    """Set every optimiser's rate for `step` under a schedule; a constant schedule leaves the rates
+    as built (an SR discriminator's own rate included)."""
+    if train_cfg.get("schedule", "constant") == "constant":
+        return
+    for opt in optimizers:
+        for group in opt.param_groups:
+            group["lr"] = learning_rate(step, train_cfg)
+
+
 def build_term(spec: RunSpec, device: torch.device):
     module = plugins.load_method(spec.method_plugin)
     return module.Term(spec.params, sigma2=spec.model["sigma2"], steps=spec.train["steps"],
@@ -191,7 +201,6 @@ def train(spec: RunSpec, data_dir: str | Path, out_dir: str | Path, ckpt_path: s
     total, bs, beta = spec.train["steps"], spec.train["batch_size"], spec.model["beta"]
     every = spec.train["log_every"]
     budget = budget_steps(total)
-    scheduled = spec.train.get("schedule", "constant") != "constant"
     n = train_x.shape[0]
     sums: dict[str, torch.Tensor] = {}
     since, t0 = 0, time.time()
@@ -204,9 +213,7 @@ def train(spec: RunSpec, data_dir: str | Path, out_dir: str | Path, ckpt_path: s
         loss = rec + beta * kl
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        if scheduled:
-            for group in opt.param_groups:
-                group["lr"] = learning_rate(step, spec.train)
+        schedule_rates(step, spec.train, opt)
         opt.step()
         logs.update(term.after_vae_step(x, x_hat.detach(), z.detach(), step))
         logs.update(loss=loss.detach(), kl=kl.detach())

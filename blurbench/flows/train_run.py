@@ -29,8 +29,8 @@ from .. import plugins, provenance
 from ..config import RunSpec
 from ..data import to_float
 from ..errors import TrainingDiverged
-from ..train import (batch_indices, budget_steps, build_optimizer, finish_run, learning_rate, open_run,
-                     resumable_state, save_state)
+from ..train import (batch_indices, budget_steps, build_optimizer, finish_run, open_run, resumable_state,
+                     save_state, schedule_rates)
 from .sr_flow import SRFlow
 
 
@@ -84,7 +84,6 @@ def train_run(spec: RunSpec, data_dir: Path, out_dir: Path, ckpt_path: Path, thr
         step, rows = state["step"], state["rows"]
 
     budget = budget_steps(total)
-    scheduled = spec.train.get("schedule", "constant") != "constant"
     n = train_x.shape[0]
     loss_sum, since, t0 = 0.0, 0, time.time()
     while step < total:
@@ -99,9 +98,7 @@ def train_run(spec: RunSpec, data_dir: Path, out_dir: Path, ckpt_path: Path, thr
         norm = torch.nn.utils.clip_grad_norm_(flow.parameters(), math.inf)  # the norm; clips nothing
         if not torch.isfinite(norm):
             raise _diverged(spec, step, "the gradient norm", norm.item(), rows, ckpt_path)
-        if scheduled:
-            for group in opt.param_groups:
-                group["lr"] = learning_rate(step, spec.train)
+        schedule_rates(step, spec.train, opt)
         opt.step()
         loss_sum += loss.item()
         step += 1

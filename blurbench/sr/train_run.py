@@ -21,7 +21,7 @@ from .. import provenance
 from ..config import RunSpec
 from ..data import to_float
 from ..errors import TrainingDiverged
-from ..train import batch_indices, budget_steps, finish_run, learning_rate, open_run, resumable_state, save_state
+from ..train import batch_indices, budget_steps, finish_run, open_run, resumable_state, save_state, schedule_rates
 from .network import SRNet, SRStep, SRTrainingDiverged, method_class
 from .operators import make_operator
 
@@ -70,16 +70,12 @@ def train_run(spec: RunSpec, data_dir: Path, out_dir: Path, ckpt_path: Path, thr
         step, rows = state["step"], state["rows"]
 
     budget = budget_steps(total)
-    scheduled = spec.train.get("schedule", "constant") != "constant"
     n = train_x.shape[0]
     sums: dict[str, float] = {}
     since, t0 = 0, time.time()
     while step < total:
         x = to_float(train_x[batch_indices(step, n, bs, spec.seed)], dev)
-        if scheduled:
-            for opt in filter(None, (sr.opt, sr.opt_d)):
-                for group in opt.param_groups:
-                    group["lr"] = learning_rate(step, spec.train)
+        schedule_rates(step, spec.train, *filter(None, (sr.opt, sr.opt_d)))
         try:
             values = sr(x, step, gen, rows)
         except SRTrainingDiverged as e:
