@@ -9,8 +9,9 @@ and with several seeds to every seed (the seeds score the same test images). A s
 is bound to one seed's items and then evaluated on a batch of count vectors, so per-image means
 and HFER are a matrix product and FID needs no materialised resample. Two resamplings:
 - "bootstrap" (per-image metrics, HFER, equivalent blur): one seed, the interval is centred on the
-  estimate (`centred_estimate`: the bootstrap spread about its median, reflected about θ̂). The percentile interval of a
-  set metric whose bootstrap distribution is shifted from its estimate misses the truth.
+  estimate (`centred_estimate`: the bootstrap spread about its median, reflected about θ̂). The
+  percentile interval of a set metric whose bootstrap distribution is shifted from its estimate
+  misses the truth.
 - "jackknife" (FID-recon, FID-gen): delete-one (delete-a-group above JACKKNIFE_GROUPS items), a t
   interval with the jackknife SE. A bootstrap resample's duplicates lower the covariance rank, and
   at d = 2048 a difference of FIDs moves with the number of distinct images, so the bootstrap
@@ -32,13 +33,13 @@ different quantity from FID at N = 10000: its bias depends on N and on the metho
   resamples (the same counts for every seed), B from the per-seed estimates (`_seed_level`).
   With S = 3 the seed term has 2 df: where seed variance dominates, t quantiles near 4.3.
   Measured coverage (tests/test_stats_coverage.py, tests/test_fid_coverage.py): per-image means
-  0.94-0.97 for seed SDs 0, 0.1, 0.3 at N = 256 and 24, S = 3 and 5; FID-recon (jackknife terms, S = 3, N = 24) calibrated
-  while the seed SD is up to ≈ 2× the image-level SD, but 0.73 (S = 3) and 0.86 (S = 5) when a
+  0.94-0.97 for seed SDs 0, 0.1, 0.3 at N = 256 and 24, S = 3 and 5; FID-recon (jackknife terms,
+  S = 3, N = 24) calibrated while the seed SD is up to ≈ 2× the image-level SD, but 0.73 (S = 3) and 0.86 (S = 5) when a
   skewed seed effect is 7× it: 3-5 seeds cannot pin a skewed seed distribution's mean.
 
 p-values (two-sided, for "no difference"): centred bootstrap, T* − c with c = median(T*) taken as
-the null distribution of θ̂: p = 2 (min(#{T* − c ≥ θ̂}, #{T* − c ≤ θ̂}) + 1) / (B + 1), capped at 1 (the
-centred interval at level 1 − p just reaches 0); its Monte-Carlo SE is binomial,
+the null distribution of θ̂: p = 2 (min(#{T* − c ≥ θ̂}, #{T* − c ≤ θ̂}) + 1) / (B + 1), capped at 1
+(the centred interval at level 1 − p just reaches 0); its Monte-Carlo SE is binomial,
 2 √(π(1 − π)/B) with π = p/2. t intervals: p from the t statistic θ̂/√V on their df (no
 Monte-Carlo error from a jackknife or the exact ANOVA; from bootstrap variances, p's change when V
 moves by its SE). Adjust within a dataset with `holm` (family-wise, the default) or
@@ -179,8 +180,8 @@ def paired_set_diff(stat: Stat, method_items: Sequence, reference_items: Sequenc
     if not (np.isfinite(per_seed).all() and np.isfinite(boot).all()):
         raise ValueError(f"the statistic is not finite on the items or a resample of {n} {unit}")
     if s == 1 and resampling == "bootstrap":
-        return centred_estimate(float(per_seed[0]), boot[0], level,
-                                f"bootstrap centred on the estimate over {n} {unit}, {boot.shape[1]} resamples", unit)
+        what = f"bootstrap centred on the estimate over {n} {unit}, {boot.shape[1]} resamples"
+        return centred_estimate(float(per_seed[0]), boot[0], level, what, unit)
     if s == 1:
         var = float(variance(boot[0]))
         return _t_estimate(float(per_seed[0]), var, float(len(counts) - 1), level, 0, 0.0,

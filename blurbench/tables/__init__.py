@@ -393,7 +393,8 @@ def build_tables(df, ablations: dict, main: dict | None, min_gain_db: float = 3.
 
 
 def write_adequacy(df, out: Path, min_gain_db: float, floor_sigma: float, reference: str,
-                   threshold_db: float | None = None, over_bicubic: dict | None = None) -> tuple[list[str], list[str], list[str]]:
+                   threshold_db: float | None = None,
+                   over_bicubic: dict | None = None) -> tuple[list[str], list[str], list[str]]:
     """Write every run's margin over the trivial baselines, its place against the fidelity floor and
     its convergence (CSV); return the undertrained run ids, the datasets whose `reference` model
     misses the floor, and the unconverged run ids."""
