@@ -218,11 +218,13 @@ def prdc_paired_diff(method_feats, reference_feats, test_feats, *, paired: bool,
     (the finite-population factor: Var of a b-subsample mean ≈ σ² (1/b − 1/N)), estimates the
     full-N sampling spread; the interval reflects its quantiles about the point estimate (the basic
     interval, `stats.centred_estimate`). Coverage (tests/test_generative_metrics.py, nominal 0.95,
-    200 data sets): for reconstructions 0.95–0.965 at N = PRDC_MIN_N = 128, but the worst metric's
-    falls to 0.87 at N = 64, 0.67 at 40 and 0.34 at 24 (precision and coverage near 1 saturate in
-    small subsamples), so below PRDC_MIN_N show the value without a verdict. For samples it is conservative,
-    0.935–1.0 at N = 24–128 (precision and recall above 0.99), likely because subsampling the draws
-    and the test images independently overstates the part of the spread from their interaction.
+    200 data sets): for reconstructions 0.94–0.97 at N = PRDC_MIN_N = 128 (0.95–0.965 when the
+    spread was centred on its mean), but the worst metric's falls to 0.87 at N = 64, 0.67 at 40 and
+    0.34 at 24 (measured with the mean; precision and coverage near 1 saturate in small subsamples),
+    so below PRDC_MIN_N show the value without a verdict. For samples 0.935–0.995 at N = 128
+    (0.935–1.0 at N = 24–128 with the mean), conservative for precision and recall, likely because
+    subsampling the draws and the test images independently overstates the part of the spread from
+    their interaction.
     """
     xm, xr = _features("PRDC method_feats", method_feats), _features("PRDC reference_feats", reference_feats)
     t = _features("PRDC test_feats", test_feats)
